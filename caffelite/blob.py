@@ -1,0 +1,152 @@
+"""Blob: a named N-D array pair (data, diff), Caffe's unit of storage and communication."""
+import numpy as np
+
+from .backend import get_array_module, to_numpy
+from .proto import caffelite_pb2 as pb
+
+
+class Blob:
+    """data and diff of one shape; pycaffe's `.data`, `.diff`, `.shape`, `.reshape(*shape)`.
+
+    Layers write into `data[...]`/`diff[...]` and never rebind them, so blobs shared by Split,
+    Flatten, Reshape and in-place layers stay one memory.
+    """
+
+    def __init__(self, shape=(), dtype=np.float32, xp=np):
+        self._xp = xp
+        self._dtype = np.dtype(dtype)
+        shape = tuple(int(d) for d in shape)
+        self._data = xp.zeros(shape, self._dtype)
+        self._diff = xp.zeros(shape, self._dtype)
+
+    # -- arrays ---------------------------------------------------------------------------
+    @property
+    def data(self):
+        return self._data
+
+    @data.setter
+    def data(self, value):
+        self._data[...] = value
+
+    @property
+    def diff(self):
+        return self._diff
+
+    @diff.setter
+    def diff(self, value):
+        self._diff[...] = value
+
+    @property
+    def dtype(self):
+        return self._dtype
+
+    # -- shape ----------------------------------------------------------------------------
+    @property
+    def shape(self):
+        return tuple(self._data.shape)
+
+    @property
+    def num_axes(self):
+        return self._data.ndim
+
+    def count(self, start=0, end=None):
+        """Product of dims [start, end) (Caffe's count(start, end)); all dims by default."""
+        return int(np.prod(self.shape[start:end], dtype=np.int64))
+
+    def canonical_axis_index(self, axis):
+        """A non-negative axis index; negative axes count from the end as in Caffe."""
+        n = self.num_axes
+        if not -n <= axis < max(n, 1):
+            raise IndexError(f"axis {axis} out of range for a {n}-D blob of shape {self.shape}")
+        return axis + n if axis < 0 else axis
+
+    def reshape(self, *shape):
+        """Reshape to shape (given as dims or one tuple); new zeroed arrays when it changes."""
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = shape[0]
+        shape = tuple(int(d) for d in shape)
+        if any(d < 0 for d in shape):
+            raise ValueError(f"negative blob dimension in {shape}")
+        if shape != self.shape:
+            self._data = self._xp.zeros(shape, self._dtype)
+            self._diff = self._xp.zeros(shape, self._dtype)
+
+    def reshape_like(self, other):
+        self.reshape(other.shape)
+
+    def share_data(self, other):
+        """Use other's data memory (same count), keeping this blob's own shape."""
+        assert other.count() == self.count(), (other.shape, self.shape)
+        self._data = other._data.reshape(self.shape)
+
+    def share_diff(self, other):
+        """Use other's diff memory (same count), keeping this blob's own shape."""
+        assert other.count() == self.count(), (other.shape, self.shape)
+        self._diff = other._diff.reshape(self.shape)
+
+    # Caffe's legacy 4-D accessors
+    def _legacy_dim(self, index):
+        return self.shape[index] if index < self.num_axes else 1
+
+    num = property(lambda self: self._legacy_dim(0))
+    channels = property(lambda self: self._legacy_dim(1))
+    height = property(lambda self: self._legacy_dim(2))
+    width = property(lambda self: self._legacy_dim(3))
+
+    # -- protobuf -------------------------------------------------------------------------
+    def to_proto(self, write_diff=False):
+        """A BlobProto with shape and float data (and diff). io.py has the fast path for files."""
+        proto = pb.BlobProto()
+        proto.shape.dim.extend(self.shape)
+        proto.data.extend(to_numpy(self._data).astype(np.float32).ravel().tolist())
+        if write_diff:
+            proto.diff.extend(to_numpy(self._diff).astype(np.float32).ravel().tolist())
+        return proto
+
+    def from_proto(self, proto, reshape=True):
+        """Load data (and diff) from a BlobProto; with reshape=False the shapes must agree."""
+        shape = proto_shape(proto)
+        if reshape:
+            self.reshape(shape)
+        elif not shapes_match(shape, self.shape):
+            raise ValueError(f"shape mismatch: file has {shape}, blob has {self.shape}")
+        xp = get_array_module(self._data)
+        data = proto_array(proto, "data")
+        if data is not None:
+            self._data[...] = xp.asarray(data.reshape(self.shape), dtype=self._dtype)
+        diff = proto_array(proto, "diff")
+        if diff is not None:
+            self._diff[...] = xp.asarray(diff.reshape(self.shape), dtype=self._dtype)
+
+    def __repr__(self):
+        return f"Blob(shape={self.shape}, dtype={self._dtype.name})"
+
+
+def proto_shape(proto):
+    """The shape of a BlobProto: its `shape`, else the legacy 4-D num/channels/height/width."""
+    if proto.HasField("shape"):
+        return tuple(int(d) for d in proto.shape.dim)
+    if any(proto.HasField(f) for f in ("num", "channels", "height", "width")):
+        return (proto.num, proto.channels, proto.height, proto.width)
+    return (len(proto.data) or len(proto.double_data),) if (proto.data or proto.double_data) else ()
+
+
+def shapes_match(file_shape, blob_shape):
+    """Caffe's ShapeEquals: a legacy 4-D header matches a blob padded with leading 1s."""
+    if tuple(file_shape) == tuple(blob_shape):
+        return True
+    if len(file_shape) == 4 and len(blob_shape) <= 4:
+        padded = (1,) * (4 - len(blob_shape)) + tuple(blob_shape)
+        return tuple(file_shape) == padded
+    return False
+
+
+def proto_array(proto, field):
+    """The float or double `data`/`diff` of a BlobProto as a flat NumPy array, or None."""
+    values = getattr(proto, field)
+    if len(values):
+        return np.asarray(values, dtype=np.float32)
+    values = getattr(proto, "double_" + field)
+    if len(values):
+        return np.asarray(values, dtype=np.float64)
+    return None

@@ -1,0 +1,166 @@
+"""Layer base classes: Caffe's setup/reshape/forward/backward contract."""
+import numpy as np
+
+from .errors import layer_error
+from .proto import caffelite_pb2 as pb
+from .random import default_rng
+
+TRAIN = pb.TRAIN
+TEST = pb.TEST
+
+
+class Layer:
+    """Base of every layer. Subclasses implement layer_setup, reshape, forward, backward.
+
+    Never override __init__: `setup(bottom, top)` checks blob counts, runs `layer_setup`, then
+    `reshape`, then writes the loss weights into the top diffs. Parameter diffs accumulate
+    (`+=`) in backward; bottom diffs are overwritten (`=`).
+
+    Class attributes declare the blob counts (-1 = no constraint) as Caffe's
+    ExactNumBottomBlobs & co.
+    """
+
+    exact_num_bottom_blobs = -1
+    min_bottom_blobs = -1
+    max_bottom_blobs = -1
+    exact_num_top_blobs = -1
+    min_top_blobs = -1
+    max_top_blobs = -1
+    equal_num_bottom_top_blobs = False
+    auto_top_blobs = False  # loss layers: the net makes anonymous tops when none are named
+
+    def __init__(self, layer_param, phase=None, dtype=np.float32, rng=None):
+        if isinstance(layer_param, (bytes, str)):
+            raise TypeError("Layer takes a LayerParameter message")
+        self.layer_param = layer_param
+        if phase is None:
+            phase = layer_param.phase if layer_param.HasField("phase") else TRAIN
+        self.phase = phase
+        self.dtype = np.dtype(dtype)
+        self.rng = rng if rng is not None else default_rng()
+        self.blobs = []  # learnable parameters, in Caffe's order
+        self.param_propagate_down = []
+        self.loss_weights = []
+
+    @property
+    def type(self):
+        return self.layer_param.type
+
+    @property
+    def name(self):
+        return self.layer_param.name
+
+    def error(self, message):
+        """A NetError naming this layer; raise it for bad parameters or shapes."""
+        return layer_error(self.layer_param, message)
+
+    # -- the contract ---------------------------------------------------------------------
+    def setup(self, bottom, top):
+        self.check_blob_counts(bottom, top)
+        self.layer_setup(bottom, top)
+        if len(self.param_propagate_down) != len(self.blobs):
+            self.param_propagate_down = [True] * len(self.blobs)
+        self.reshape(bottom, top)
+        self.set_loss_weights(top)
+
+    def layer_setup(self, bottom, top):
+        """Read `self.layer_param` once; create parameter blobs."""
+
+    def reshape(self, bottom, top):
+        raise NotImplementedError
+
+    def forward(self, bottom, top):
+        raise NotImplementedError
+
+    def backward(self, top, propagate_down, bottom):
+        """Default: no gradient (data, metric and Threshold-like layers)."""
+
+    def allow_force_backward(self, bottom_index):
+        return True
+
+    def run_forward(self, bottom, top):
+        """Reshape, forward, and return this layer's loss Σ top.data·top.diff over loss tops."""
+        self.reshape(bottom, top)
+        self.forward(bottom, top)
+        loss = 0.0
+        for blob, weight in zip(top, self.loss_weights):
+            if weight:
+                loss += float((blob.data * blob.diff).sum())
+        return loss
+
+    # -- helpers --------------------------------------------------------------------------
+    def check_blob_counts(self, bottom, top):
+        nb, nt = len(bottom), len(top)
+        checks = [
+            (self.exact_num_bottom_blobs >= 0 and nb != self.exact_num_bottom_blobs,
+             f"takes {self.exact_num_bottom_blobs} bottom blob(s), got {nb}"),
+            (self.min_bottom_blobs >= 0 and nb < self.min_bottom_blobs,
+             f"takes at least {self.min_bottom_blobs} bottom blob(s), got {nb}"),
+            (self.max_bottom_blobs >= 0 and nb > self.max_bottom_blobs,
+             f"takes at most {self.max_bottom_blobs} bottom blob(s), got {nb}"),
+            (self.exact_num_top_blobs >= 0 and nt != self.exact_num_top_blobs,
+             f"produces {self.exact_num_top_blobs} top blob(s), got {nt}"),
+            (self.min_top_blobs >= 0 and nt < self.min_top_blobs,
+             f"produces at least {self.min_top_blobs} top blob(s), got {nt}"),
+            (self.max_top_blobs >= 0 and nt > self.max_top_blobs,
+             f"produces at most {self.max_top_blobs} top blob(s), got {nt}"),
+            (self.equal_num_bottom_top_blobs and nb != nt,
+             f"needs as many tops as bottoms, got {nb} bottoms and {nt} tops"),
+        ]
+        for failed, message in checks:
+            if failed:
+                raise self.error(message)
+
+    def set_loss_weights(self, top):
+        """Caffe's SetLossWeights: weight k goes into top[k].diff (the net reads it as the loss)."""
+        weights = list(self.layer_param.loss_weight)
+        if not weights:
+            weights = [self.default_loss_weight(k) for k in range(len(top))]
+        elif len(weights) != len(top):
+            raise self.error(f"loss_weight has {len(weights)} values; give one per top "
+                             f"({len(top)} tops)")
+        self.loss_weights = weights
+        for blob, weight in zip(top, weights):
+            if weight:
+                blob.diff[...] = weight
+
+    def default_loss_weight(self, top_index):
+        return 0.0
+
+    def new_param_blob(self, shape):
+        """A parameter Blob of this layer's dtype (fill it with a filler)."""
+        from .blob import Blob
+
+        return Blob(shape, dtype=self.dtype)
+
+
+class NeuronLayer(Layer):
+    """One bottom, one top of the same shape; may run in place."""
+
+    exact_num_bottom_blobs = 1
+    exact_num_top_blobs = 1
+
+    def reshape(self, bottom, top):
+        if top[0] is not bottom[0]:
+            top[0].reshape_like(bottom[0])
+
+
+class LossLayer(Layer):
+    """Bottoms (prediction, label, ...); top[0] is a scalar loss with default weight 1."""
+
+    min_bottom_blobs = 2
+    exact_num_top_blobs = -1
+    min_top_blobs = 1
+    auto_top_blobs = True
+
+    def reshape(self, bottom, top):
+        if bottom[0].shape[:1] != bottom[1].shape[:1]:
+            raise self.error(f"the prediction's first axis ({bottom[0].shape}) must equal the "
+                             f"label's ({bottom[1].shape})")
+        top[0].reshape(())
+
+    def default_loss_weight(self, top_index):
+        return 1.0 if top_index == 0 else 0.0
+
+    def allow_force_backward(self, bottom_index):
+        return bottom_index != 1  # labels are never backpropagated to
