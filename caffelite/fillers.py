@@ -1,0 +1,117 @@
+"""Weight fillers (Caffe's filler.hpp): blob.data <- a draw from the FillerParameter's distribution."""
+import math
+
+import numpy as np
+
+from .backend import get_array_module
+from .errors import NetError
+from .proto import caffelite_pb2 as pb
+from .registry import FILLERS
+
+
+def fill(blob, filler_param, rng, where=None):
+    """Fill `blob.data` in place as Caffe's filler `filler_param.type` would.
+
+    filler_param: a pb.FillerParameter (None = Caffe's default, constant 0). rng: the numpy
+    Generator of the owning net/layer. where: optional text naming the owner for error messages
+    ("layer 'ip1' (InnerProduct) weight_filler").
+    """
+    if filler_param is None:
+        filler_param = pb.FillerParameter()
+    try:
+        filler = FILLERS.get(filler_param.type)
+    except KeyError as exc:
+        raise _error(where, exc.args[0]) from None
+    shape = blob.shape
+    if filler_param.sparse != -1 and filler_param.type != "gaussian":
+        raise _error(where, f"filler '{filler_param.type}' does not support sparse "
+                            f"(sparse: {filler_param.sparse}); only 'gaussian' does")
+    values = filler(shape, filler_param, rng, where)
+    xp = get_array_module(blob.data)
+    blob.data[...] = xp.asarray(values, dtype=blob.dtype)
+
+
+def fan_in_out(shape):
+    """Caffe's fans: fan_in = count/shape[0], fan_out = count/shape[1] (count for 1-D)."""
+    count = int(np.prod(shape, dtype=np.int64))
+    if not shape or shape[0] == 0:
+        return count, count
+    fan_in = count // shape[0]
+    fan_out = count // shape[1] if len(shape) > 1 and shape[1] else count
+    return fan_in, fan_out
+
+
+def _scale_n(shape, param):
+    """The n of xavier/msra from variance_norm (FAN_IN default, FAN_OUT, AVERAGE)."""
+    fan_in, fan_out = fan_in_out(shape)
+    norm = param.variance_norm
+    if norm == pb.FillerParameter.FAN_OUT:
+        return float(fan_out)
+    if norm == pb.FillerParameter.AVERAGE:
+        return (fan_in + fan_out) / 2.0
+    return float(fan_in)
+
+
+def _error(where, message):
+    return NetError(f"{where}: {message}" if where else message)
+
+
+@FILLERS.register("constant")
+def constant_filler(shape, param, rng, where=None):
+    return np.full(shape, param.value, dtype=np.float64)
+
+
+@FILLERS.register("uniform")
+def uniform_filler(shape, param, rng, where=None):
+    if param.max < param.min:
+        raise _error(where, f"uniform filler needs min <= max (min {param.min}, max {param.max})")
+    return rng.uniform(param.min, param.max, size=shape)
+
+
+@FILLERS.register("gaussian")
+def gaussian_filler(shape, param, rng, where=None):
+    values = rng.normal(param.mean, param.std, size=shape)
+    if param.sparse >= 0:
+        # Caffe: keep each weight with probability sparse / num_outputs (shape[0]), so that on
+        # average `sparse` outputs connect to each input.
+        if len(shape) < 1:
+            raise _error(where, "sparse gaussian filler needs a blob with at least 1 axis")
+        keep = min(param.sparse / shape[0], 1.0) if shape[0] else 0.0
+        values *= rng.random(size=shape) < keep
+    return values
+
+
+@FILLERS.register("positive_unitball")
+def positive_unitball_filler(shape, param, rng, where=None):
+    values = rng.uniform(0.0, 1.0, size=shape)
+    if values.size:
+        rows = values.reshape(shape[0] if shape else 1, -1)  # (num, count/num)
+        rows /= rows.sum(axis=1, keepdims=True)
+    return values
+
+
+@FILLERS.register("xavier")
+def xavier_filler(shape, param, rng, where=None):
+    scale = math.sqrt(3.0 / _scale_n(shape, param)) if np.prod(shape) else 0.0
+    return rng.uniform(-scale, scale, size=shape)
+
+
+@FILLERS.register("msra")
+def msra_filler(shape, param, rng, where=None):
+    std = math.sqrt(2.0 / _scale_n(shape, param)) if np.prod(shape) else 0.0
+    return rng.normal(0.0, std, size=shape)
+
+
+@FILLERS.register("bilinear")
+def bilinear_filler(shape, param, rng, where=None):
+    """Upsampling kernel for Deconvolution: w(x, y) = (1 - |x/f - c|)(1 - |y/f - c|)."""
+    if len(shape) != 4:
+        raise _error(where, f"bilinear filler needs a 4-D blob, got shape {tuple(shape)}")
+    if shape[2] != shape[3]:
+        raise _error(where, f"bilinear filler needs a square kernel, got {shape[2]}x{shape[3]}")
+    k = shape[3]
+    f = math.ceil(k / 2.0)
+    c = (k - 1) / (2.0 * f)
+    ramp = 1.0 - np.abs(np.arange(k) / f - c)  # (k,)
+    kernel = ramp[:, None] * ramp[None, :]  # (k_y, k_x)
+    return np.broadcast_to(kernel, shape).copy()

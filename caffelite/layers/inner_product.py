@@ -1,0 +1,84 @@
+"""InnerProduct: y = x · Wᵀ + b over the flattened axes from `axis` on (W is (N, K))."""
+from ..backend import get_array_module
+from ..fillers import fill
+from ..layer import Layer
+from ..registry import register_layer
+
+
+@register_layer("InnerProduct")
+class InnerProductLayer(Layer):
+    """Fully connected layer.
+
+    bottom (d_0..d_{axis-1}, d_axis..) with K = count(axis); top (d_0..d_{axis-1}, num_output).
+    blobs: [0] weight (num_output, K), or (K, num_output) with `transpose`; [1] bias
+    (num_output,) when bias_term. Default fillers are constant 0, as in Caffe. K is fixed at
+    setup; a later bottom with another K is an error.
+    """
+
+    exact_num_bottom_blobs = 1
+    exact_num_top_blobs = 1
+
+    def layer_setup(self, bottom, top):
+        param = self.layer_param.inner_product_param
+        if param.num_output <= 0:
+            raise self.error("inner_product_param.num_output must be set (> 0)")
+        self.num_output = int(param.num_output)
+        self.bias_term = param.bias_term
+        self.transpose = param.transpose
+        self.axis = self._axis(bottom[0], param.axis)
+        self.K = bottom[0].count(self.axis)
+        if self.blobs:
+            return  # already filled (shared or loaded)
+        shape = (self.K, self.num_output) if self.transpose else (self.num_output, self.K)
+        weight = self.new_param_blob(shape)
+        fill(weight, param.weight_filler, self.rng, where=self._where("weight_filler"))
+        self.blobs = [weight]
+        if self.bias_term:
+            bias = self.new_param_blob((self.num_output,))
+            fill(bias, param.bias_filler, self.rng, where=self._where("bias_filler"))
+            self.blobs.append(bias)
+
+    def _where(self, field):
+        return f"layer '{self.name}' ({self.type}) {field}"
+
+    def _axis(self, blob, axis):
+        try:
+            return blob.canonical_axis_index(axis)
+        except IndexError as exc:
+            raise self.error(f"inner_product_param.axis: {exc}") from None
+
+    def reshape(self, bottom, top):
+        axis = self._axis(bottom[0], self.layer_param.inner_product_param.axis)
+        k = bottom[0].count(axis)
+        if k != self.K:
+            raise self.error(f"input size incompatible with inner product parameters: bottom "
+                             f"{bottom[0].shape} gives K = {k} from axis {axis}, weights "
+                             f"expect K = {self.K}")
+        self.axis = axis
+        self.M = bottom[0].count(0, axis)
+        top[0].reshape(bottom[0].shape[:axis] + (self.num_output,))
+
+    def _weight_nk(self):
+        w = self.blobs[0].data
+        return w.T if self.transpose else w  # (N, K)
+
+    def forward(self, bottom, top):
+        x = bottom[0].data.reshape(self.M, self.K)  # (M, K)
+        y = top[0].data.reshape(self.M, self.num_output)  # (M, N)
+        get_array_module(x).matmul(x, self._weight_nk().T, out=y)
+        if self.bias_term:
+            y += self.blobs[1].data
+
+    def backward(self, top, propagate_down, bottom):
+        dy = top[0].diff.reshape(self.M, self.num_output)  # (M, N)
+        x = bottom[0].data.reshape(self.M, self.K)  # (M, K)
+        if self.param_propagate_down[0]:
+            # Parameter diffs accumulate (iter_size, shared weights).
+            if self.transpose:
+                self.blobs[0].diff += x.T @ dy  # (K, N)
+            else:
+                self.blobs[0].diff += dy.T @ x  # (N, K)
+        if self.bias_term and self.param_propagate_down[1]:
+            self.blobs[1].diff += dy.sum(axis=0)
+        if propagate_down[0]:
+            bottom[0].diff.reshape(self.M, self.K)[...] = dy @ self._weight_nk()  # (M, K)
