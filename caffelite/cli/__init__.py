@@ -41,5 +41,3 @@ def main():
     """caffelite: Caffe's nets, layers and solvers in Python and NumPy."""
 
 
-if __name__ == "__main__":  # pragma: no cover
-    main()
