@@ -1,0 +1,72 @@
+"""Datasets a Data layer reads: the bundled MNIST sample ("caffelite://...") and .npz files.
+
+A source is either a bundled name, `caffelite://mnist10k/train` (the first 8,000 digits of
+the shipped sample) or `caffelite://mnist10k/test` (the last 2,000), or the path of an .npz
+holding `images` ((N, H, W) or (N, C, H, W), uint8 or float) and `labels` ((N,)), as
+`caffelite data mnist` writes it.
+"""
+import os
+
+import numpy as np
+
+from ..errors import CaffeliteError
+from .mnist import BUNDLED, bundled_path, load_bundled
+
+SCHEME = "caffelite://"
+
+__all__ = ["BUNDLED", "SCHEME", "bundled_path", "describe_sources", "load_bundled",
+           "load_source"]
+
+
+def describe_sources():
+    """One sentence naming every source kind that works, for error messages."""
+    names = ", ".join(f'"{SCHEME}{name}"' for name in BUNDLED)
+    return (f"use a bundled dataset ({names}) or the path of an .npz with 'images' and "
+            "'labels' arrays (`caffelite data mnist` writes one from the MNIST IDX files)")
+
+
+def load_source(source):
+    """(images, labels) of a source as stored: images (N, C, H, W), labels (N,) or None.
+
+    Raises CaffeliteError for an unknown bundled name, a missing file, or a file that is not
+    an .npz with an `images` array.
+    """
+    if source.startswith(SCHEME):
+        name = source[len(SCHEME):]
+        if name not in BUNDLED:
+            raise CaffeliteError(f'unknown bundled dataset "{source}"; {describe_sources()}')
+        images, labels = load_bundled(name)
+    else:
+        images, labels = _load_npz(source)
+    if images.ndim == 3:
+        images = images[:, None]  # (N, H, W) -> (N, 1, H, W): one grey channel
+    if images.ndim != 4:
+        raise CaffeliteError(f"{source}: 'images' has shape {images.shape}; expected "
+                             "(N, H, W) or (N, C, H, W)")
+    if labels is not None and labels.shape != (images.shape[0],):
+        raise CaffeliteError(f"{source}: 'labels' has shape {labels.shape}; expected "
+                             f"({images.shape[0]},), one label per image")
+    return images, labels
+
+
+def _load_npz(path):
+    if os.path.isdir(path):
+        raise CaffeliteError(
+            f"{path} is a directory (an LMDB or LevelDB database?); those backends are not "
+            f"supported yet: {describe_sources()}")
+    if not os.path.isfile(path):
+        raise CaffeliteError(f"{path}: no such file; {describe_sources()}")
+    try:
+        npz = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise CaffeliteError(f"{path} is not a readable .npz file ({exc}); "
+                             f"{describe_sources()}") from None
+    if not isinstance(npz, np.lib.npyio.NpzFile):
+        raise CaffeliteError(f"{path} is a single .npy array, not an .npz; "
+                             f"{describe_sources()}")
+    with npz:
+        if "images" not in npz.files:
+            raise CaffeliteError(f"{path} has no 'images' array (it has {sorted(npz.files)}); "
+                                 f"{describe_sources()}")
+        labels = npz["labels"] if "labels" in npz.files else None
+        return npz["images"], labels
