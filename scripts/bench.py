@@ -1,0 +1,206 @@
+#!/usr/bin/env python
+"""caffelite against PyTorch on the same nets, timed alternately in one process.
+
+    python scripts/bench.py                     # LeNet b64/b256, CIFAR-10 quick b100
+    python scripts/bench.py --nets lenet --batch 64 --iters 30 --json
+
+For each net: the training step (forward, backward, SGD momentum update) and forward only,
+caffelite vs PyTorch NCHW and channels_last, float32, the same thread count. Peak memory of
+each side is measured in a child process of its own (VmHWM). PyTorch: pip install torch==2.13.0.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+import caffelite
+import caffelite.layers as L
+from caffelite import NetSpec, params as P
+from caffelite.proto import caffelite_pb2 as pb
+
+NETS = {"lenet": (1, 28, 10), "cifar10_quick": (3, 32, 10)}
+
+
+def net_spec(name, batch):
+    """The net as a caffelite NetParameter (Input layers + SoftmaxWithLoss)."""
+    channels, size, classes = NETS[name]
+    n = NetSpec(name)
+    n.data, n.label = L.Input(shape=[dict(dim=[batch, channels, size, size]),
+                                     dict(dim=[batch])], ntop=2)
+    gauss = dict(type="gaussian", std=0.01)
+    if name == "lenet":
+        xavier = dict(type="xavier")
+        n.conv1 = L.Convolution(n.data, num_output=20, kernel_size=5, weight_filler=xavier)
+        n.pool1 = L.Pooling(n.conv1, pool=P.Pooling.MAX, kernel_size=2, stride=2)
+        n.conv2 = L.Convolution(n.pool1, num_output=50, kernel_size=5, weight_filler=xavier)
+        n.pool2 = L.Pooling(n.conv2, pool=P.Pooling.MAX, kernel_size=2, stride=2)
+        n.ip1 = L.InnerProduct(n.pool2, num_output=500, weight_filler=xavier)
+        n.relu1 = L.ReLU(n.ip1, in_place=True)
+        n.ip2 = L.InnerProduct(n.ip1, num_output=classes, weight_filler=xavier)
+    else:
+        n.conv1 = L.Convolution(n.data, num_output=32, kernel_size=5, pad=2, weight_filler=gauss)
+        n.pool1 = L.Pooling(n.conv1, pool=P.Pooling.MAX, kernel_size=3, stride=2)
+        n.relu1 = L.ReLU(n.pool1, in_place=True)
+        n.conv2 = L.Convolution(n.pool1, num_output=32, kernel_size=5, pad=2, weight_filler=gauss)
+        n.relu2 = L.ReLU(n.conv2, in_place=True)
+        n.pool2 = L.Pooling(n.conv2, pool=P.Pooling.AVE, kernel_size=3, stride=2)
+        n.conv3 = L.Convolution(n.pool2, num_output=64, kernel_size=5, pad=2, weight_filler=gauss)
+        n.relu3 = L.ReLU(n.conv3, in_place=True)
+        n.pool3 = L.Pooling(n.conv3, pool=P.Pooling.AVE, kernel_size=3, stride=2)
+        n.ip1 = L.InnerProduct(n.pool3, num_output=64, weight_filler=gauss)
+        n.ip2 = L.InnerProduct(n.ip1, num_output=classes, weight_filler=gauss)
+    n.loss = L.SoftmaxWithLoss(n.ip2, n.label)
+    return n.to_proto()
+
+
+def torch_model(name):
+    import torch.nn as nn
+
+    if name == "lenet":
+        return nn.Sequential(
+            nn.Conv2d(1, 20, 5), nn.MaxPool2d(2, 2, ceil_mode=True),
+            nn.Conv2d(20, 50, 5), nn.MaxPool2d(2, 2, ceil_mode=True), nn.Flatten(),
+            nn.Linear(800, 500), nn.ReLU(inplace=True), nn.Linear(500, 10))
+    return nn.Sequential(
+        nn.Conv2d(3, 32, 5, padding=2), nn.MaxPool2d(3, 2, ceil_mode=True), nn.ReLU(),
+        nn.Conv2d(32, 32, 5, padding=2), nn.ReLU(), nn.AvgPool2d(3, 2, ceil_mode=True),
+        nn.Conv2d(32, 64, 5, padding=2), nn.ReLU(), nn.AvgPool2d(3, 2, ceil_mode=True),
+        nn.Flatten(), nn.Linear(1024, 64), nn.Linear(64, 10))
+
+
+class CaffeliteSide:
+    def __init__(self, name, batch, rng):
+        solver_param = pb.SolverParameter(base_lr=0.01, momentum=0.9, weight_decay=5e-4,
+                                          lr_policy="fixed", max_iter=10**9, display=0,
+                                          random_seed=1701, snapshot_after_train=False)
+        solver_param.net_param.CopyFrom(net_spec(name, batch))
+        self.solver = caffelite.get_solver(solver_param)
+        self.net = self.solver.net
+        channels, size, classes = NETS[name]
+        self.net.blobs["data"].data[...] = rng.random((batch, channels, size, size))
+        self.net.blobs["label"].data[...] = rng.integers(0, classes, batch)
+
+    def train_step(self):
+        self.solver.step(1)
+
+    def forward(self):
+        self.net.forward()
+
+
+class TorchSide:
+    def __init__(self, name, batch, rng, channels_last):
+        import torch
+
+        self.torch = torch
+        self.model = torch_model(name)
+        self.optim = torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.9,
+                                     weight_decay=5e-4)
+        channels, size, classes = NETS[name]
+        self.x = torch.from_numpy(rng.random((batch, channels, size, size), dtype=np.float32))
+        self.y = torch.from_numpy(rng.integers(0, classes, batch))
+        if channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+            self.x = self.x.contiguous(memory_format=torch.channels_last)
+        self.loss = torch.nn.CrossEntropyLoss()
+
+    def train_step(self):
+        self.optim.zero_grad(set_to_none=True)
+        self.loss(self.model(self.x), self.y).backward()
+        self.optim.step()
+
+    def forward(self):
+        with self.torch.no_grad():
+            self.model(self.x)
+
+
+def make_side(side, name, batch):
+    rng = np.random.default_rng(0)
+    if side == "caffelite":
+        return CaffeliteSide(name, batch, rng)
+    return TorchSide(name, batch, rng, channels_last=(side == "torch_cl"))
+
+
+def time_alternately(sides, mode, iters, warmup):
+    times = {key: [] for key in sides}
+    for _ in range(warmup):
+        for side in sides.values():
+            getattr(side, mode)()
+    for _ in range(iters):
+        for key, side in sides.items():
+            start = time.perf_counter()
+            getattr(side, mode)()
+            times[key].append((time.perf_counter() - start) * 1e3)
+    return {key: {"median": statistics.median(t), "min": min(t), "max": max(t)}
+            for key, t in times.items()}
+
+
+def peak_memory_mb(side, name, batch, iters):
+    """Peak RSS (MB) of a child process that builds one side and trains `iters` steps."""
+    code = (f"import sys; sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r});"
+            f"import bench; s = bench.make_side({side!r}, {name!r}, {batch});"
+            f"[s.train_step() for _ in range({iters})];"
+            "print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    return int(out.stdout.strip()) / 1024 if out.returncode == 0 else float("nan")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nets", nargs="*", default=["lenet:64", "lenet:256",
+                                                      "cifar10_quick:100"],
+                        help="net:batch entries (net in %s)" % ", ".join(NETS))
+    parser.add_argument("--iters", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = parser.parse_args()
+    try:
+        import torch
+
+        torch.set_num_threads(args.threads)
+        side_keys = ["caffelite", "torch", "torch_cl"]
+    except ImportError:
+        print("PyTorch is not installed (pip install torch==2.13.0): timing caffelite alone",
+              file=sys.stderr)
+        side_keys = ["caffelite"]
+    results = []
+    for entry in args.nets:
+        name, _, batch = entry.partition(":")
+        batch = int(batch or 64)
+        sides = {key: make_side(key, name, batch) for key in side_keys}
+        for mode in ("train_step", "forward"):
+            row = {"net": name, "batch": batch, "mode": mode,
+                   "ms": time_alternately(sides, mode, args.iters, args.warmup)}
+            if mode == "train_step" and not args.no_memory:
+                row["peak_mb"] = {k: peak_memory_mb(k, name, batch, 5) for k in side_keys}
+            results.append(row)
+    if args.json:
+        print(json.dumps({"threads": args.threads, "results": results}, indent=1))
+        return
+    print(f"threads={args.threads}; median (min-max) ms per iteration; ratio = caffelite / PyTorch")
+    header = f"{'net':<14}{'batch':>6} {'mode':<11}" + "".join(f"{k:>22}" for k in side_keys)
+    if len(side_keys) == 3:
+        header += f"{'/NCHW':>8}{'/ch_last':>9}"
+    print(header)
+    for row in results:
+        ms = row["ms"]
+        line = f"{row['net']:<14}{row['batch']:>6} {row['mode']:<11}"
+        line += "".join(f"{ms[k]['median']:>9.1f} ({ms[k]['min']:.1f}-{ms[k]['max']:.1f})"
+                        .rjust(22) for k in side_keys)
+        if len(side_keys) == 3:
+            line += f"{ms['caffelite']['median'] / ms['torch']['median']:>8.2f}"
+            line += f"{ms['caffelite']['median'] / ms['torch_cl']['median']:>9.2f}"
+        print(line)
+        if "peak_mb" in row:
+            print(" " * 21 + "peak RSS MB: " + ", ".join(f"{k} {v:.0f}"
+                                                       for k, v in row["peak_mb"].items()))
+
+
+if __name__ == "__main__":
+    main()
