@@ -5,6 +5,8 @@ from .layer import TEST, TRAIN, Layer
 from .random import set_random_seed
 
 __version__ = "0.1.0"
+__all__ = ["CaffeliteError", "ConfigError", "NetError", "SolverError", "WeightsError", "TEST",
+           "TRAIN", "Layer", "set_random_seed", "layer_type_list", "set_mode_cpu", "set_mode_gpu"]
 
 # Heavier parts load on first use, so `import caffelite` and the CLI start fast.
 _LAZY = {

@@ -7,7 +7,6 @@ from .proto import caffelite_pb2 as pb
 from .registry import LAYERS
 
 
-
 def _field_type(field):
     if field.message_type is not None:
         return field.message_type.name

@@ -166,7 +166,8 @@ class NetSpec:
         if self.name:
             net["name"] = self.name
         try:
-            return json_format.ParseDict(listify(net, pb.NetParameter.DESCRIPTOR), pb.NetParameter())
+            message = listify(net, pb.NetParameter.DESCRIPTOR)
+            return json_format.ParseDict(message, pb.NetParameter())
         except json_format.ParseError as exc:
             raise CaffeliteError(f"NetSpec: {exc}") from None
 

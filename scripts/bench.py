@@ -20,7 +20,8 @@ import numpy as np
 
 import caffelite
 import caffelite.layers as L
-from caffelite import NetSpec, params as P
+from caffelite import NetSpec
+from caffelite import params as P
 from caffelite.proto import caffelite_pb2 as pb
 
 NETS = {"lenet": (1, 28, 10), "cifar10_quick": (3, 32, 10)}
@@ -153,7 +154,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nets", nargs="*", default=["lenet:64", "lenet:256",
                                                       "cifar10_quick:100"],
-                        help="net:batch entries (net in %s)" % ", ".join(NETS))
+                        help=f"net:batch entries (net in {', '.join(NETS)})")
     parser.add_argument("--iters", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=os.cpu_count())

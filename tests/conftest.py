@@ -26,7 +26,8 @@ def rng():
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: end-to-end runs (deselected by default; CI runs them)")
+    config.addinivalue_line("markers",
+                            "slow: end-to-end runs (skipped by default; CI=true runs them)")
 
 
 def pytest_addoption(parser):

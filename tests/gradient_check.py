@@ -7,11 +7,11 @@ Usage:
 import numpy as np
 from google.protobuf import text_format
 
+import caffelite.layers  # noqa: F401  (registers the layer types)
 from caffelite.blob import Blob
 from caffelite.layer import TRAIN
 from caffelite.proto import caffelite_pb2 as pb
 from caffelite.registry import LAYERS
-import caffelite.layers  # noqa: F401  (registers the layer types)
 
 SEED = 1701
 
@@ -68,7 +68,8 @@ def check_gradient(layer, bottom, top, check_bottom=None, step=1e-2, threshold=1
     propagate_down = [i in check_bottom for i in range(len(bottom))]
     layer.backward(top, propagate_down, bottom)
     analytic = [b.diff.astype(np.float64).copy() for b in blobs]
-    names = [f"bottom[{i}]" for i in check_bottom] + [f"param[{j}]" for j in range(len(layer.blobs))]
+    names = [f"bottom[{i}]" for i in check_bottom]
+    names += [f"param[{j}]" for j in range(len(layer.blobs))]
     for blob, grad, name in zip(blobs, analytic, names):
         flat = blob.data.reshape(-1)
         for k in range(flat.size):

@@ -1,4 +1,5 @@
 """Metrics files, Caffe-format log parsing and the plot command."""
+# ruff: noqa: E501  (the log lines are verbatim Caffe output)
 import json
 import subprocess
 import sys

@@ -3,7 +3,8 @@ import pytest
 from google.protobuf import text_format
 
 import caffelite.layers as L
-from caffelite import NetSpec, params as P
+from caffelite import NetSpec
+from caffelite import params as P
 from caffelite.proto import caffelite_pb2 as pb
 
 EXPECTED = """
