@@ -1,14 +1,14 @@
 """Data layer and DataTransformer against NumPy formulas on the raw arrays."""
 import numpy as np
 import pytest
+from conftest import MNIST10K, need_shared
 from google.protobuf import text_format
+from gradient_check import make_layer
 
 from caffelite.blob import Blob
 from caffelite.errors import NetError
 from caffelite.layer import TEST, TRAIN
 from caffelite.proto import caffelite_pb2 as pb
-from conftest import MNIST10K, need_shared
-from gradient_check import make_layer
 
 SCALE = 0.00390625
 

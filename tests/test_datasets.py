@@ -5,12 +5,12 @@ import struct
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import MNIST10K, ROOT, need_shared
 
 from caffelite.cli import main
 from caffelite.datasets import load_source
 from caffelite.datasets.mnist import bundled_path, convert_idx_dir, load_bundled, read_idx
 from caffelite.errors import CaffeliteError
-from conftest import MNIST10K, ROOT, need_shared
 
 
 def write_idx(path, array, code=0x08, dtype=">u1"):
