@@ -34,7 +34,10 @@ class DataTransformer:
         if self.mean_file:
             from .io import read_binaryproto  # binaryproto reading lives with the other formats
 
-            self.mean = np.asarray(read_binaryproto(self.mean_file))
+            try:
+                self.mean = np.asarray(read_binaryproto(self.mean_file))
+            except CaffeliteError as exc:
+                raise error(f"transform_param.mean_file: {exc}") from None
 
     def output_shape(self, shape):
         """Shape of transformed images for input `shape` (N, C, H, W); checks it fits."""

@@ -221,6 +221,8 @@ def test_source_and_batch_errors(tmp_path):
     mean_file = write_mean(tmp_path / "m.binaryproto", np.zeros((1, 5, 5), np.float32))
     with pytest.raises(NetError, match="mean_file .* has shape"):
         data_layer(source, 2, f'mean_file: "{mean_file}"', tops=1)
+    with pytest.raises(NetError, match=r"\(Data\): transform_param.mean_file: .*nomean"):
+        data_layer(source, 2, f'mean_file: "{tmp_path / "nomean.binaryproto"}"', tops=1)
 
 
 def test_inside_a_net_with_exact_resume(mnist):

@@ -107,13 +107,9 @@ def convert_idx_dir(idx_dir, out):
 
 def write_npz(path, **arrays):
     """Compressed .npz written to a temporary file and renamed, so no torn file is left."""
+    from ..io import atomic_write
+
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(buffer.getbuffer())
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    atomic_write(path, buffer.getbuffer())
