@@ -1,4 +1,4 @@
-"""Weight fillers (Caffe's filler.hpp): blob.data <- a draw from the FillerParameter's distribution."""
+"""Weight fillers (Caffe's filler.hpp): blob.data <- a draw of the FillerParameter's law."""
 import math
 
 import numpy as np
@@ -18,17 +18,22 @@ def fill(blob, filler_param, rng, where=None):
     """
     if filler_param is None:
         filler_param = pb.FillerParameter()
+    filler = get_filler(filler_param, where)
+    values = filler(blob.shape, filler_param, rng, where)
+    xp = get_array_module(blob.data)
+    blob.data[...] = xp.asarray(values, dtype=blob.dtype)
+
+
+def get_filler(filler_param, where=None):
+    """The filler function for filler_param.type, after Caffe's CHECKs (for setup-time checks)."""
     try:
         filler = FILLERS.get(filler_param.type)
     except KeyError as exc:
         raise _error(where, exc.args[0]) from None
-    shape = blob.shape
     if filler_param.sparse != -1 and filler_param.type != "gaussian":
         raise _error(where, f"filler '{filler_param.type}' does not support sparse "
                             f"(sparse: {filler_param.sparse}); only 'gaussian' does")
-    values = filler(shape, filler_param, rng, where)
-    xp = get_array_module(blob.data)
-    blob.data[...] = xp.asarray(values, dtype=blob.dtype)
+    return filler
 
 
 def fan_in_out(shape):

@@ -1,5 +1,5 @@
 """DummyData: top_i = a draw of its data_filler (constant 0 by default), refilled per forward."""
-from ..fillers import fill
+from ..fillers import fill, get_filler
 from ..layer import Layer
 from ..proto import caffelite_pb2 as pb
 from ..registry import register_layer
@@ -25,6 +25,8 @@ class DummyDataLayer(Layer):
             raise self.error(f"{len(param.data_filler)} data_fillers for {num_top} tops; give "
                              "none, one for all tops, or one per top")
         self.fillers = list(param.data_filler) or [pb.FillerParameter(type="constant", value=0)]
+        for filler in self.fillers:  # a bad filler fails at setup, not at the first forward
+            get_filler(filler, self._where())
         for i, blob in enumerate(top):
             blob.reshape(self._shape(param, i, num_top))
         # Caffe fills the constant tops here, once, and only the others in forward.
@@ -56,8 +58,10 @@ class DummyDataLayer(Layer):
         for i, blob in enumerate(top):
             k = i if len(self.fillers) > 1 else 0
             if self.refill[k] != constant:
-                fill(blob, self.fillers[k], self.rng,
-                     where=f"layer '{self.name}' ({self.type}) data_filler")
+                fill(blob, self.fillers[k], self.rng, where=self._where())
+
+    def _where(self):
+        return f"layer '{self.name}' ({self.type}) data_filler"
 
     def reshape(self, bottom, top):
         pass  # shapes are fixed at setup, as Caffe's data layers

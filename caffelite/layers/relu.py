@@ -20,7 +20,8 @@ class ReLULayer(NeuronLayer):
         if self.negative_slope == 0:
             xp.maximum(x, 0, out=top[0].data)
         else:
-            top[0].data[...] = xp.maximum(x, 0) + x.dtype.type(self.negative_slope) * xp.minimum(x, 0)
+            slope = x.dtype.type(self.negative_slope)
+            top[0].data[...] = xp.maximum(x, 0) + slope * xp.minimum(x, 0)
 
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0]:

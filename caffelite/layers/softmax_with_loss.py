@@ -62,7 +62,8 @@ class SoftmaxWithLossLayer(LossLayer):
             raise self.error(
                 f"number of labels must match number of predictions: scores {bottom[0].shape} "
                 f"with softmax axis {self.axis} need {self.outer * self.inner} labels, label "
-                f"blob {bottom[1].shape} has {bottom[1].count()} (values in 0..{self.channels - 1})")
+                f"blob {bottom[1].shape} has {bottom[1].count()} "
+                f"(values in 0..{self.channels - 1})")
         if len(top) > 1:
             top[1].reshape_like(bottom[0])
 
