@@ -1,4 +1,4 @@
-"""Reduction: top[i] = coeff * op(bottom[i, ...]) over all axes from `axis` (SUM/ASUM/SUMSQ/MEAN)."""
+"""Reduction: top[i] = coeff * op(bottom[i, ...]) over axes >= axis; op SUM|ASUM|SUMSQ|MEAN."""
 from ..backend import get_array_module
 from ..layer import Layer
 from ..proto import caffelite_pb2 as pb
