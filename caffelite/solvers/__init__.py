@@ -1,0 +1,17 @@
+"""Caffe's solvers: the loop (solver.py), one update rule per module, the lr policies."""
+from .adadelta import AdaDeltaSolver
+from .adagrad import AdaGradSolver
+from .adam import AdamSolver
+from .nesterov import NesterovSolver
+from .rmsprop import RMSPropSolver
+from .sgd import SGDSolver
+from .solver import Solver, solver_class
+
+__all__ = ["get_solver", "Solver", "SGDSolver", "NesterovSolver", "AdaGradSolver",
+           "RMSPropSolver", "AdaDeltaSolver", "AdamSolver", "solver_class"]
+
+
+def get_solver(param, **kwargs):
+    """The solver a config asks for (`type`), from a path or a SolverParameter (pycaffe's
+    caffe.get_solver)."""
+    return Solver(param, **kwargs)

@@ -1,0 +1,81 @@
+"""Caffe's learning-rate policies: rate = base_lr · f(iter) for fixed, step, exp, inv, multistep,
+poly, sigmoid (SGDSolver::GetLearningRate)."""
+import math
+
+from ..errors import SolverError
+from ..registry import LR_POLICIES
+
+# Each policy is `policy(param, it, current_step) -> (rate, current_step)`: `it` is the number of
+# updates done so far (the iter *before* the increment) and current_step is the solver state that
+# `step` and `multistep` advance (it is saved in the .solverstate).
+
+
+@LR_POLICIES.register("fixed")
+def fixed(param, it, current_step):
+    """base_lr."""
+    return param.base_lr, current_step
+
+
+@LR_POLICIES.register("step")
+def step(param, it, current_step):
+    """base_lr · gamma^floor(iter / stepsize)."""
+    current_step = it // param.stepsize
+    return param.base_lr * math.pow(param.gamma, current_step), current_step
+
+
+@LR_POLICIES.register("exp")
+def exp(param, it, current_step):
+    """base_lr · gamma^iter."""
+    return param.base_lr * math.pow(param.gamma, it), current_step
+
+
+@LR_POLICIES.register("inv")
+def inv(param, it, current_step):
+    """base_lr · (1 + gamma·iter)^(-power)."""
+    return param.base_lr * math.pow(1.0 + param.gamma * it, -param.power), current_step
+
+
+@LR_POLICIES.register("multistep")
+def multistep(param, it, current_step):
+    """base_lr · gamma^current_step; current_step rises by at most 1 per call (Caffe's quirk)."""
+    if current_step < len(param.stepvalue) and it >= param.stepvalue[current_step]:
+        current_step += 1
+    return param.base_lr * math.pow(param.gamma, current_step), current_step
+
+
+@LR_POLICIES.register("poly")
+def poly(param, it, current_step):
+    """base_lr · (1 - iter/max_iter)^power."""
+    return param.base_lr * math.pow(1.0 - it / param.max_iter, param.power), current_step
+
+
+@LR_POLICIES.register("sigmoid")
+def sigmoid(param, it, current_step):
+    """base_lr / (1 + exp(-gamma·(iter - stepsize)))."""
+    z = -param.gamma * (it - param.stepsize)
+    # exp overflows for a far-away step: the rate is then 0, as Caffe's float exp gives inf -> 0.
+    return param.base_lr / (1.0 + (math.exp(z) if z < 700 else math.inf)), current_step
+
+
+def learning_rate(param, it, current_step):
+    """(rate, new current_step) of `param.lr_policy` at update `it`."""
+    return LR_POLICIES.get(param.lr_policy)(param, it, current_step)
+
+
+def check_lr_policy(param, where="solver"):
+    """SolverError for an unknown policy or parameters Caffe would reject mid-training."""
+    policy = param.lr_policy
+    if not policy:
+        raise SolverError(f"{where}: lr_policy is not set; choose one of "
+                          f"{', '.join(LR_POLICIES.names())}")
+    if policy not in LR_POLICIES:
+        try:
+            LR_POLICIES.get(policy)
+        except KeyError as exc:
+            raise SolverError(f"{where}: {exc.args[0]}") from None
+    if policy == "step" and param.stepsize <= 0:
+        raise SolverError(f"{where}: lr_policy 'step' needs stepsize > 0 (got {param.stepsize})")
+    if policy in ("step", "exp", "inv") and param.gamma < 0:
+        raise SolverError(f"{where}: lr_policy '{policy}' needs gamma >= 0 (got {param.gamma})")
+    if policy == "poly" and param.max_iter <= 0:
+        raise SolverError(f"{where}: lr_policy 'poly' needs max_iter > 0")

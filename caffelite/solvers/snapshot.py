@@ -1,0 +1,206 @@
+"""Snapshot files: PREFIX_iter_N.caffemodel/.solverstate in Caffe's format, plus a JSON sidecar
+PREFIX_iter_N.solverstate.caffelite.json holding what Caffe does not save (exact resume)."""
+import base64
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import SolverError
+from ..proto import caffelite_pb2 as pb
+
+SIDECAR_SUFFIX = ".caffelite.json"
+SIDECAR_FORMAT = "caffelite-solverstate-sidecar"
+
+
+# -- snapshot_prefix ---------------------------------------------------------------------------
+def upgrade_snapshot_prefix(param, solver_file):
+    """Caffe's UpgradeSnapshotPrefixProperty: an unset prefix becomes the solver path minus its
+    extension; a prefix naming a directory gets the solver file's stem appended."""
+    if solver_file is None:
+        return
+    if not param.HasField("snapshot_prefix"):
+        param.snapshot_prefix = str(Path(solver_file).with_suffix(""))
+    elif param.snapshot_prefix.endswith(os.sep) or os.path.isdir(param.snapshot_prefix):
+        param.snapshot_prefix = os.path.join(param.snapshot_prefix, Path(solver_file).stem)
+
+
+def check_snapshot_prefix(prefix):
+    """Create the prefix's directory and probe it with a temporary file, so an unwritable
+    prefix fails at start, not after hours of training (Caffe's CheckSnapshotWritePermissions)."""
+    directory = os.path.dirname(prefix) or "."
+    try:
+        os.makedirs(directory, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".caffelite-probe-"):
+            pass
+    except OSError as exc:
+        raise SolverError(f"cannot write snapshots to '{prefix}' ({exc.strerror or exc}); set "
+                          f"snapshot_prefix to a writable path") from None
+
+
+def snapshot_filename(prefix, iteration, extension):
+    return f"{prefix}_iter_{iteration}{extension}"
+
+
+# -- writing -----------------------------------------------------------------------------------
+def write_atomic(path, data_bytes):
+    """io.atomic_write: temp file in the target directory, fsync, rename (never a torn file)."""
+    from ..io import atomic_write
+
+    atomic_write(path, data_bytes)
+
+
+def save_caffemodel(net, path, write_diff=False):
+    """The net's .caffemodel (io.save_caffemodel writes it atomically from packed floats)."""
+    from ..io import save_caffemodel as save
+
+    save(net, path, write_diff=write_diff)
+
+
+def solver_state_bytes(iteration, learned_net, history, current_step):
+    """SolverState{iter, learned_net, history[], current_step} serialised in field order, the
+    history blobs from packed float bytes (protobuf's repeated-field API is slow)."""
+    from ..io import blob_proto_bytes, proto_field_bytes
+
+    head = pb.SolverState(iter=int(iteration), learned_net=learned_net).SerializeToString()
+    blobs = b"".join(proto_field_bytes(3, blob_proto_bytes(np.asarray(h))) for h in history)
+    tail = pb.SolverState(current_step=int(current_step)).SerializeToString()
+    return head + blobs + tail
+
+
+# -- reading -----------------------------------------------------------------------------------
+def read_solver_state(path):
+    """The SolverState in path; SolverError for a missing file, a .caffemodel or an HDF5 state."""
+    path = str(path)
+    if path.endswith(".caffemodel") or path.endswith(".caffemodel.h5"):
+        raise SolverError(f"{path} is a .caffemodel; --snapshot needs the .solverstate written "
+                          f"beside it")
+    if path.endswith(".h5"):
+        raise SolverError(f"{path}: HDF5 snapshots need h5py, which is not installed; resume "
+                          f"from a binary .solverstate")
+    if not os.path.isfile(path):
+        raise SolverError(f"snapshot file '{path}' not found")
+    with open(path, "rb") as f:
+        data = f.read()
+    state = pb.SolverState()
+    try:
+        state.ParseFromString(data)
+    except Exception:
+        state = None
+    if state is None or _looks_like_caffemodel(state, data):
+        raise SolverError(f"{path} is a .caffemodel, not a solver state; --snapshot needs the "
+                          f".solverstate written beside it")
+    return state
+
+
+def _looks_like_caffemodel(state, data):
+    """A NetParameter parsed as SolverState keeps its layers as unknown fields and has no
+    history: recognise it so the error says what to pass instead."""
+    if len(state.history) or state.HasField("learned_net"):
+        return False
+    net = pb.NetParameter()
+    try:
+        net.ParseFromString(data)
+    except Exception:
+        return False
+    return len(net.layer) > 0 or len(net.layers) > 0
+
+
+def find_learned_net(learned_net, state_path):
+    """The caffemodel a state names: the recorded path if it exists, else the file of that name
+    beside the state (BVLC's files record a path relative to another machine's cwd)."""
+    if os.path.isfile(learned_net):
+        return learned_net
+    beside = os.path.join(os.path.dirname(os.path.abspath(state_path)),
+                          os.path.basename(learned_net))
+    if os.path.isfile(beside):
+        return beside
+    raise SolverError(f"{state_path}: its weights file '{learned_net}' was not found (nor "
+                      f"'{beside}'); put the .caffemodel beside the .solverstate")
+
+
+# -- the sidecar -------------------------------------------------------------------------------
+def sidecar_path(state_path):
+    return str(state_path) + SIDECAR_SUFFIX
+
+
+def write_sidecar(state_path, record):
+    record = {"format": SIDECAR_FORMAT, "version": 1, **record}
+    text = json.dumps(_encode(record), indent=1, sort_keys=True)
+    write_atomic(sidecar_path(state_path), text.encode())
+
+
+def read_sidecar(state_path):
+    """The sidecar record beside a state, or None (BVLC's states have none)."""
+    path = sidecar_path(state_path)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as f:
+            record = _decode(json.load(f))
+    except (OSError, ValueError) as exc:
+        raise SolverError(f"{path}: unreadable resume sidecar ({exc}); delete it to resume as "
+                          f"Caffe does (data from the start, fresh random state)") from None
+    if not isinstance(record, dict) or record.get("format") != SIDECAR_FORMAT:
+        raise SolverError(f"{path} is not a caffelite resume sidecar")
+    return record
+
+
+def _encode(value):
+    """JSON-safe copy: ndarrays as base64 bytes + dtype + shape, NumPy scalars as numbers."""
+    if isinstance(value, dict):
+        return {str(k): _encode(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_encode(v) for v in value]
+    if isinstance(value, np.ndarray):
+        array = np.ascontiguousarray(value)
+        return {"__ndarray__": base64.b64encode(array.tobytes()).decode("ascii"),
+                "dtype": array.dtype.str, "shape": list(array.shape)}
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _decode(value):
+    if isinstance(value, dict):
+        if "__ndarray__" in value:
+            raw = base64.b64decode(value["__ndarray__"])
+            return np.frombuffer(raw, dtype=value["dtype"]).reshape(value["shape"]).copy()
+        return {k: _decode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    return value
+
+
+# -- random state ------------------------------------------------------------------------------
+def rng_states(net):
+    """Bit-generator states of the net's rng and of any layer holding a generator of its own."""
+    states = {"net": _rng_state(getattr(net, "rng", None)), "layers": {}}
+    seen = {id(getattr(net, "rng", None))}
+    for name, layer in zip(net.layer_names, net.layers):
+        rng = getattr(layer, "rng", None)
+        if rng is not None and id(rng) not in seen:
+            seen.add(id(rng))
+            states["layers"][name] = _rng_state(rng)
+    return states
+
+
+def load_rng_states(net, states):
+    """Put saved generator states back; returns the names that could not be restored."""
+    missing = []
+    if states.get("net") is not None and getattr(net, "rng", None) is not None:
+        net.rng.bit_generator.state = states["net"]
+    layers = dict(zip(net.layer_names, net.layers))
+    for name, state in states.get("layers", {}).items():
+        layer = layers.get(name)
+        if layer is None or getattr(layer, "rng", None) is None:
+            missing.append(name)
+        else:
+            layer.rng.bit_generator.state = state
+    return missing
+
+
+def _rng_state(rng):
+    return None if rng is None else rng.bit_generator.state

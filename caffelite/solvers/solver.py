@@ -1,0 +1,600 @@
+"""Caffe's solver loop: per iteration clear diffs, test, iter_size × forward/backward, clip,
+normalise, regularise, w -= ComputeUpdateValue(rate·lr_mult), ++iter, snapshot."""
+import logging
+import math
+import os
+import time
+from collections import OrderedDict
+
+import numpy as np
+
+from ..backend import get_array_module, to_numpy
+from ..errors import SolverError
+from ..proto import caffelite_pb2 as pb
+from ..random import make_rng, set_random_seed
+from ..registry import SOLVERS
+from . import lr_policy
+from . import snapshot as snap
+
+logger = logging.getLogger("caffelite")
+
+ACTIONS = ("none", "stop", "snapshot")
+
+
+def _g(value):
+    """A number as Caffe's ostream prints it (6 significant digits)."""
+    return f"{float(value):g}"
+
+
+class Solver:
+    """Owns the train net and the test nets and runs Caffe's Step/Solve/Test/Snapshot/Restore.
+
+    `Solver(path_or_param)` picks the subclass named by `type` (SGD, Nesterov, AdaGrad, RMSProp,
+    AdaDelta, Adam); a subclass (`AdamSolver(path)`) builds that solver. pycaffe's surface:
+    `.net`, `.test_nets`, `.iter`, `.step(n)`, `.solve(resume=None)`, `.snapshot()`,
+    `.restore(path)`, `.add_callback`. `solver_file` names the file a message was read from, so
+    relative paths and the default snapshot_prefix follow Caffe's rules.
+
+    Subclasses set `type`, `history_per_param` (history is `history_per_param × N` arrays, block
+    by block, as Caffe lays it out) and implement `compute_update_value(param_id, rate)`, which
+    turns `learnable_params[param_id].diff` into the step that `net.update()` subtracts.
+
+    Callbacks (objects passed to `add_callback`) may define `on_display(iter, loss, outputs,
+    lr)`, `on_test(iter, results)` (one {output: mean} per test net), `on_snapshot(paths)`, and
+    Caffe's `on_start()` / `on_gradients_ready()`. `set_action_function(fn)`: fn() returns
+    "none", "stop" or "snapshot", checked after each update and inside the test loop (signals).
+    """
+
+    type = None
+    history_per_param = 1
+
+    def __new__(cls, param=None, *args, **kwargs):
+        if cls is Solver and param is not None:
+            loaded = _load_param(param, kwargs.get("solver_file"))
+            cls = solver_class(loaded[0].type, loaded[2])
+            self = super().__new__(cls)
+            self._preloaded = loaded
+            return self
+        return super().__new__(cls)
+
+    def __init__(self, param, *, solver_file=None, dtype=np.float32):
+        loaded = self.__dict__.pop("_preloaded", None) or _load_param(param, solver_file)
+        self.param, self.solver_file, self.source = loaded
+        param = self.param
+        if self.type is not None and param.type != self.type:
+            # pycaffe's SGDSolver(path) builds an SGD solver whatever the file says; say so.
+            logger.warning("%s: type is '%s' but a %s solver was requested; training with %s",
+                           self.source, param.type, self.type, self.type)
+        self.check_param(param)
+        self.dtype = np.dtype(dtype)
+        self.callbacks = []
+        self.action_function = None
+        self.requested_early_exit = False
+        self.iter = 0
+        self.current_step = 0
+        self.losses = []
+        self.smoothed_loss = 0.0
+        self._loss_start_iter = 0
+        self._keep_losses = False  # set by restore(): the next step() continues the ring buffer
+        self.test_results = []
+
+        if param.snapshot > 0 and not param.HasField("snapshot_prefix"):
+            raise SolverError(f"{self.source}: snapshot is {param.snapshot} but snapshot_prefix "
+                              f"is not set")
+        if param.snapshot > 0 or param.snapshot_after_train:
+            snap.check_snapshot_prefix(param.snapshot_prefix)
+        seed = param.random_seed if param.random_seed >= 0 else None
+        if seed is not None:
+            set_random_seed(seed)  # fillers that fall back to the default generator
+        self.net = self._init_train_net(seed)
+        self.test_nets = self._init_test_nets(seed)
+        self.learnable_params = list(self.net.learnable_params)
+        self.xp = get_array_module(self.learnable_params[0].data) if self.learnable_params else np
+        self.history = [self.xp.zeros_like(p.data) for _ in range(self.history_per_param)
+                        for p in self.learnable_params]
+
+    # -- configuration --------------------------------------------------------------------
+    def check_param(self, param):
+        """Caffe's CHECKs on the solver parameters, as SolverErrors at construction."""
+        where = self.source
+        if param.average_loss < 1:
+            raise SolverError(f"{where}: average_loss must be >= 1, got {param.average_loss}")
+        if param.iter_size < 1:
+            raise SolverError(f"{where}: iter_size must be >= 1, got {param.iter_size}")
+        if param.regularization_type not in ("L1", "L2"):
+            raise SolverError(f"{where}: unknown regularization_type "
+                              f"'{param.regularization_type}'; use 'L2' or 'L1'")
+        if param.snapshot_format == pb.SolverParameter.HDF5:
+            raise SolverError(f"{where}: HDF5 snapshots need h5py, which is not installed; use "
+                              f"snapshot_format: BINARYPROTO (the default)")
+        lr_policy.check_lr_policy(param, where)
+
+    def require_zero_momentum(self, param):
+        if param.momentum != 0:
+            raise SolverError(f"{self.source}: momentum cannot be used with {self.type} (got "
+                              f"{param.momentum:g}); remove it or set it to 0")
+
+    def _net_rng(self, seed, index):
+        # One stream per net: the train net gets make_rng(seed), test net k a seed of its own.
+        if seed is None:
+            return make_rng(None)
+        return make_rng(seed) if index == 0 else np.random.default_rng([seed, index])
+
+    def _read_net(self, path):
+        from ..config import read_net_param, resolve_net_paths, resolve_path
+
+        resolved = resolve_path(path, self.solver_file) if self.solver_file else path
+        if not os.path.isfile(resolved):
+            raise SolverError(f"{self.source}: net file '{path}' not found"
+                              + (f" (looked at '{resolved}')" if resolved != path else ""))
+        return resolve_net_paths(read_net_param(resolved), resolved), resolved
+
+    def _inline_net(self, net_param):
+        from ..config import resolve_net_paths
+
+        copy = pb.NetParameter()
+        copy.CopyFrom(net_param)
+        return resolve_net_paths(copy, self.solver_file) if self.solver_file else copy
+
+    def _build_net(self, net_param, phase, extra_state, rng):
+        from ..net import Net
+
+        state = pb.NetState(phase=phase)
+        state.MergeFrom(net_param.state)
+        if extra_state is not None:
+            state.MergeFrom(extra_state)
+        net_param.state.CopyFrom(state)
+        net = Net(net_param, phase=state.phase, level=state.level, stages=tuple(state.stage),
+                  rng=rng, dtype=self.dtype)
+        for weights in self.param.weights:
+            self._load_weights(net, weights)
+        return net
+
+    def _load_weights(self, net, model_list):
+        """Caffe's LoadNetWeights: a comma-separated list of .caffemodel files, by layer name."""
+        from ..config import resolve_path
+        from ..io import load_caffemodel
+
+        for name in (n.strip() for n in model_list.split(",")):
+            path = resolve_path(name, self.solver_file) if self.solver_file else name
+            if not os.path.isfile(path):
+                raise SolverError(f"{self.source}: weights file '{name}' not found")
+            logger.info("Finetuning from %s", path)
+            net.copy_trained_layers_from(load_caffemodel(path))
+
+    def _init_train_net(self, seed):
+        p = self.param
+        fields = ("net", "net_param", "train_net", "train_net_param")
+        given = [f for f in fields if p.HasField(f)]
+        if len(given) != 1:
+            raise SolverError(f"{self.source}: give exactly one of {', '.join(fields)} for the "
+                              f"train net (found {', '.join(given) or 'none'})")
+        if p.HasField("train_net_param"):
+            logger.info("Creating training net specified in train_net_param.")
+            net_param = self._inline_net(p.train_net_param)
+        elif p.HasField("net_param"):
+            logger.info("Creating training net specified in net_param.")
+            net_param = self._inline_net(p.net_param)
+        else:
+            name = p.train_net if p.HasField("train_net") else p.net
+            net_param, path = self._read_net(name)
+            logger.info("Creating training net from net file: %s", path)
+        train_state = p.train_state if p.HasField("train_state") else None
+        return self._build_net(net_param, pb.TRAIN, train_state, self._net_rng(seed, 0))
+
+    def _init_test_nets(self, seed):
+        p = self.param
+        generic = p.HasField("net") + p.HasField("net_param")
+        specific = len(p.test_net_param) + len(p.test_net)
+        if generic > 1:
+            raise SolverError(f"{self.source}: give net or net_param, not both")
+        if (len(p.test_iter) < specific) if generic else (len(p.test_iter) != specific):
+            raise SolverError(f"{self.source}: test_iter must be given once per test net "
+                              f"({specific} test nets, {len(p.test_iter)} test_iter)")
+        count = len(p.test_iter) if generic else specific
+        if len(p.test_state) and len(p.test_state) != count:
+            raise SolverError(f"{self.source}: test_state must be unset or given once per test "
+                              f"net ({count} test nets, {len(p.test_state)} test_state)")
+        if count and p.test_interval <= 0:
+            raise SolverError(f"{self.source}: test_iter is given but test_interval is not; set "
+                              f"test_interval > 0 (or remove test_iter)")
+        sources = []  # Caffe's order: test_net_param, test_net files, then the generic net
+        sources += [("test_net_param", lambda m=m: self._inline_net(m)) for m in p.test_net_param]
+        sources += [(f"test_net file: {f}", lambda f=f: self._read_net(f)[0]) for f in p.test_net]
+        for _ in range(count - specific):
+            if p.HasField("net_param"):
+                sources.append(("net_param", lambda: self._inline_net(p.net_param)))
+            else:
+                sources.append((f"net file: {p.net}", lambda: self._read_net(p.net)[0]))
+        nets = []
+        for k, (what, read) in enumerate(sources):
+            logger.info("Creating test net (#%d) specified by %s", k, what)
+            state = p.test_state[k] if len(p.test_state) else None
+            nets.append(self._build_net(read(), pb.TEST, state, self._net_rng(seed, k + 1)))
+        return nets
+
+    # -- callbacks and actions ------------------------------------------------------------
+    def add_callback(self, callback, on_gradients_ready=None):
+        """An object with any of on_display/on_test/on_snapshot/on_start/on_gradients_ready,
+        or pycaffe's form add_callback(on_start, on_gradients_ready) with two functions."""
+        if on_gradients_ready is not None or callable(callback):
+            callback = _FunctionCallback(callback, on_gradients_ready)
+        self.callbacks.append(callback)
+
+    def set_action_function(self, function):
+        """function() -> 'none' | 'stop' | 'snapshot' (Caffe's SetActionFunction, for signals)."""
+        self.action_function = function
+
+    def _notify(self, event, *args):
+        for callback in self.callbacks:
+            method = getattr(callback, event, None)
+            if method is not None:
+                method(*args)
+
+    def _requested_action(self):
+        if self.action_function is None:
+            return "none"
+        action = self.action_function() or "none"
+        if action not in ACTIONS:
+            raise SolverError(f"unknown solver action '{action}'; use one of {ACTIONS}")
+        return action
+
+    # -- the loop -------------------------------------------------------------------------
+    def step(self, iters):
+        """Run `iters` iterations (Caffe's Solver::Step)."""
+        p = self.param
+        start_iter, stop_iter = self.iter, self.iter + int(iters)
+        if self._keep_losses:  # resumed from a sidecar: the smoothed loss goes on as before
+            start_iter = self._loss_start_iter
+            self._keep_losses = False
+        else:
+            self.losses, self.smoothed_loss = [], 0.0
+        self._loss_start_iter = start_iter
+        timer, iterations_last = time.perf_counter(), self.iter
+        while self.iter < stop_iter:
+            self.net.clear_param_diffs()
+            if (p.test_interval and self.iter % p.test_interval == 0
+                    and (self.iter > 0 or p.test_initialization)):
+                self.test_all()
+                if self.requested_early_exit:
+                    break
+            self._notify("on_start")
+            display = p.display and self.iter % p.display == 0
+            loss = 0.0
+            for _ in range(p.iter_size):
+                loss += self.net.forward_backward()
+            loss /= p.iter_size
+            if not math.isfinite(loss):
+                raise SolverError(f"the loss became {loss} at iteration {self.iter}; training "
+                                  f"stopped and nothing was saved over earlier snapshots (lower "
+                                  f"base_lr, now {_g(p.base_lr)}, or set clip_gradients)")
+            self._update_smoothed_loss(loss, start_iter)
+            rate = self.get_learning_rate()
+            if display:
+                lapse = time.perf_counter() - timer
+                per_s = (self.iter - iterations_last) / (lapse or 1.0)
+                logger.info("Iteration %d (%s iter/s, %ss/%d iters), loss = %s", self.iter,
+                            _g(per_s), _g(lapse), p.display, _g(self.smoothed_loss))
+                timer, iterations_last = time.perf_counter(), self.iter
+                outputs = self._log_outputs(self.net, "Train", None)
+                logger.info("Iteration %d, lr = %s", self.iter, _g(rate))
+                self._notify("on_display", self.iter, self.smoothed_loss, outputs, rate)
+            self._notify("on_gradients_ready")
+            self.apply_update(rate)
+            request = self._requested_action()
+            if (p.snapshot and self.iter % p.snapshot == 0) or request == "snapshot":
+                self.snapshot()
+            if request == "stop":
+                self.requested_early_exit = True
+                break
+
+    def solve(self, resume=None):
+        """Restore (if resuming), step to max_iter, final snapshot, display and test."""
+        p = self.param
+        logger.info("Solving %s", self.net.name)
+        logger.info("Learning Rate Policy: %s", p.lr_policy)
+        self.requested_early_exit = False
+        if resume is not None:
+            logger.info("Restoring previous solver status from %s", resume)
+            self.restore(resume)
+        self.step(p.max_iter - self.iter)
+        if p.snapshot_after_train and (not p.snapshot or self.iter % p.snapshot != 0):
+            self.snapshot()
+        if self.requested_early_exit:
+            logger.info("Optimization stopped early.")
+            return
+        if p.display and self.iter % p.display == 0:
+            # A forward-only pass to log the loss of the final weights (Caffe's Solve).
+            loss = self.net.forward_prefilled()
+            self._update_smoothed_loss(loss, self._loss_start_iter)
+            logger.info("Iteration %d, loss = %s", self.iter, _g(self.smoothed_loss))
+        if p.test_interval and self.iter % p.test_interval == 0:
+            self.test_all()
+        logger.info("Optimization Done.")
+
+    def _update_smoothed_loss(self, loss, start_iter):
+        """Caffe's ring buffer of the last average_loss losses; the running mean while filling."""
+        average = self.param.average_loss
+        if len(self.losses) < average:
+            self.losses.append(loss)
+            size = len(self.losses)
+            self.smoothed_loss = (self.smoothed_loss * (size - 1) + loss) / size
+        else:
+            idx = (self.iter - start_iter) % average
+            self.smoothed_loss += (loss - self.losses[idx]) / average
+            self.losses[idx] = loss
+
+    def _log_outputs(self, net, kind, scores):
+        """Log `<kind> net output #k: name = v (* w = l loss)` per output element; returns
+        {name: value} (a float for one element, else an array)."""
+        weights = net.blob_loss_weights
+        names = list(net.blobs)
+        results, index = OrderedDict(), 0
+        for name in net.outputs:
+            values = to_numpy(net.blobs[name].data) if scores is None else scores[name]
+            values = np.asarray(values, dtype=np.float64)
+            weight = weights.get(name, 0.0) if hasattr(weights, "get") else \
+                weights[names.index(name)]
+            for value in values.ravel():
+                loss = f" (* {_g(weight)} = {_g(weight * value)} loss)" if weight else ""
+                logger.info("    %s net output #%d: %s = %s%s", kind, index, name, _g(value), loss)
+                index += 1
+            results[name] = float(values.ravel()[0]) if values.size == 1 else values.copy()
+        return results
+
+    # -- testing --------------------------------------------------------------------------
+    def test_all(self):
+        """Test every test net (stops early if a stop was requested); calls on_test."""
+        self.test_results = []
+        for k in range(len(self.test_nets)):
+            if self.requested_early_exit:
+                break
+            result = self.test(k)
+            if result is not None:
+                self.test_results.append(result)
+        if self.test_results:
+            self._notify("on_test", self.iter, self.test_results)
+        return self.test_results
+
+    def test(self, test_net_id=0):
+        """test_iter[k] forwards of test net k on the current weights; logs and returns the
+        mean of every output element (None when a stop request interrupted it)."""
+        logger.info("Iteration %d, Testing net (#%d)", self.iter, test_net_id)
+        net = self.test_nets[test_net_id]
+        net.share_trained_layers_with(self.net)
+        iterations = self.param.test_iter[test_net_id]
+        sums, loss = OrderedDict(), 0.0
+        for _ in range(iterations):
+            request = self._requested_action()
+            while request != "none":
+                if request == "snapshot":
+                    self.snapshot()
+                else:
+                    self.requested_early_exit = True
+                request = self._requested_action()
+            if self.requested_early_exit:
+                break
+            loss += net.forward_prefilled()
+            for name in net.outputs:
+                value = to_numpy(net.blobs[name].data).astype(np.float64)
+                sums[name] = sums[name] + value if name in sums else value.copy()
+        if self.requested_early_exit:
+            logger.info("Test interrupted.")
+            return None
+        if self.param.test_compute_loss:
+            logger.info("Test loss: %s", _g(loss / iterations))
+        means = OrderedDict((name, total / iterations) for name, total in sums.items())
+        return self._log_outputs(net, "Test", means)
+
+    # -- the update -----------------------------------------------------------------------
+    def get_learning_rate(self):
+        """The rate for update `iter` (advances current_step for step/multistep, as Caffe)."""
+        rate, step = lr_policy.learning_rate(self.param, self.iter, self.current_step)
+        if self.param.lr_policy == "multistep" and step != self.current_step:
+            logger.info("MultiStep Status: Iteration %d, step = %d", self.iter, step)
+        self.current_step = step
+        return float(np.float32(rate))  # Caffe's rate is a Dtype
+
+    def apply_update(self, rate=None):
+        """Clip, then per param Normalize, Regularize, ComputeUpdateValue; net.update(); ++iter."""
+        if rate is None:
+            rate = self.get_learning_rate()
+        self.clip_gradients()
+        for param_id in range(len(self.learnable_params)):
+            self.normalize(param_id)
+            self.regularize(param_id)
+            self.compute_update_value(param_id, rate)
+        self.net.update()
+        self.iter += 1
+
+    def clip_gradients(self):
+        """Scale every diff by clip/‖g‖ when the global L2 norm exceeds clip_gradients (before
+        the iter_size normalisation, as Caffe)."""
+        clip = self.param.clip_gradients
+        if clip < 0:
+            return
+        sumsq = sum(float(self.xp.vdot(p.diff.ravel(), p.diff.ravel()))
+                    for p in self.learnable_params)
+        norm = math.sqrt(sumsq)
+        if norm > clip:
+            scale = clip / norm
+            logger.info("Gradient clipping: scaling down gradients (L2 norm %s > %s) by scale "
+                        "factor %s", _g(norm), _g(clip), _g(scale))
+            for p in self.learnable_params:
+                p.diff[...] *= p.diff.dtype.type(scale)
+
+    def normalize(self, param_id):
+        """diff *= 1/iter_size (the passes accumulated their gradients)."""
+        if self.param.iter_size > 1:
+            diff = self.learnable_params[param_id].diff
+            diff *= diff.dtype.type(1.0 / self.param.iter_size)
+
+    def regularize(self, param_id):
+        """L2: diff += λ·w; L1: diff += λ·sign(w); λ = weight_decay·decay_mult, even at
+        lr_mult 0 (Caffe's rule)."""
+        blob = self.learnable_params[param_id]
+        dt = blob.diff.dtype.type
+        local_decay = dt(self.param.weight_decay) * dt(self.net.params_weight_decay[param_id])
+        if not local_decay:
+            return
+        if self.param.regularization_type == "L2":
+            blob.diff[...] += local_decay * blob.data
+        else:
+            blob.diff[...] += local_decay * self.xp.sign(blob.data)
+
+    def compute_update_value(self, param_id, rate):
+        raise NotImplementedError
+
+    # -- snapshots ------------------------------------------------------------------------
+    def snapshot(self):
+        """Write PREFIX_iter_N.caffemodel, its sidecar and .solverstate; returns both paths."""
+        prefix = self.param.snapshot_prefix
+        model_path = snap.snapshot_filename(prefix, self.iter, ".caffemodel")
+        state_path = snap.snapshot_filename(prefix, self.iter, ".solverstate")
+        logger.info("Snapshotting to binary proto file %s", model_path)
+        snap.save_caffemodel(self.net, model_path, write_diff=self.param.snapshot_diff)
+        logger.info("Snapshotting solver state to binary proto file %s", state_path)
+        # The sidecar goes first: a .solverstate on disk always has its companions.
+        snap.write_sidecar(state_path, self._sidecar_record(model_path))
+        snap.write_atomic(state_path, snap.solver_state_bytes(
+            self.iter, model_path, [to_numpy(h) for h in self.history], self.current_step))
+        paths = (model_path, state_path)
+        self._notify("on_snapshot", paths)
+        return paths
+
+    def _sidecar_record(self, model_path):
+        rate, _ = lr_policy.learning_rate(self.param, self.iter, self.current_step)
+        return {
+            "type": self.type, "iter": self.iter, "current_step": self.current_step,
+            "lr": float(np.float32(rate)), "learned_net": model_path,
+            "history_count": len(self.history),
+            "smoothed_loss": {"losses": list(map(float, self.losses)),
+                              "value": float(self.smoothed_loss),
+                              "start_iter": self._loss_start_iter},
+            "train_net": _net_record(self.net),
+            "test_nets": [_net_record(net) for net in self.test_nets],
+        }
+
+    def restore(self, path):
+        """Resume from a .solverstate: iter, weights (learned_net, by layer name), current_step,
+        history; then, from the sidecar when present, data positions, random state and the
+        smoothed loss, so training continues exactly as if it had not stopped."""
+        path = str(path)
+        state = snap.read_solver_state(path)
+        sidecar = snap.read_sidecar(path)
+        self._check_history(path, state, sidecar)
+        if state.HasField("learned_net"):
+            from ..io import load_caffemodel
+
+            model = snap.find_learned_net(state.learned_net, path)
+            self.net.copy_trained_layers_from(load_caffemodel(model))
+        from ..io import read_blob_array
+
+        for h, blob in zip(self.history, state.history):
+            h[...] = self.xp.asarray(read_blob_array(blob).reshape(h.shape), dtype=h.dtype)
+        self.iter = state.iter
+        self.current_step = state.current_step
+        if sidecar is not None:
+            self._restore_sidecar(path, sidecar)
+
+    def _check_history(self, path, state, sidecar):
+        have, need = len(state.history), len(self.history)
+        other = sidecar.get("type") if sidecar else None
+        if other and other != self.type:
+            raise SolverError(f"{path} was written by the {other} solver; this is the "
+                              f"{self.type} solver: set type: \"{other}\" in the solver config to "
+                              f"resume it")
+        if have != need:
+            raise SolverError(f"{path}: this state has {have} history blobs, the {self.type} "
+                              f"solver needs {need} (is it a state of another solver type?)")
+        from ..blob import proto_shape
+
+        names = self._param_names()
+        for k, (h, blob) in enumerate(zip(self.history, state.history)):
+            shape = proto_shape(blob)
+            if int(np.prod(shape, dtype=np.int64)) != h.size:
+                raise SolverError(f"{path}: history blob {k} has shape {shape} but parameter "
+                                  f"{names[k % len(names)]} has shape {tuple(h.shape)}; the state "
+                                  f"belongs to another net")
+
+    def _param_names(self):
+        owners = {id(b): f"{layer}[{j}]" for layer, blobs in self.net.params.items()
+                  for j, b in enumerate(blobs)}
+        return [owners.get(id(b), f"#{k}") for k, b in enumerate(self.learnable_params)] or ["?"]
+
+    def _restore_sidecar(self, path, record):
+        if record.get("iter") != self.iter:
+            logger.warning("%s: sidecar is for iteration %s, state for %d; data positions and "
+                           "random state not restored", path, record.get("iter"), self.iter)
+            return
+        smoothed = record.get("smoothed_loss") or {}
+        self.losses = list(smoothed.get("losses", []))
+        self.smoothed_loss = float(smoothed.get("value", 0.0))
+        self._loss_start_iter = int(smoothed.get("start_iter", self.iter))
+        self._keep_losses = True
+        _load_net_record(self.net, record.get("train_net"), path, "train net")
+        tests = record.get("test_nets") or []
+        if len(tests) != len(self.test_nets):
+            logger.warning("%s: sidecar has %d test nets, solver %d; test data positions not "
+                           "restored", path, len(tests), len(self.test_nets))
+            return
+        for k, (net, entry) in enumerate(zip(self.test_nets, tests)):
+            _load_net_record(net, entry, path, f"test net #{k}")
+
+
+def _net_record(net):
+    return {"layer_states": net.layer_states(), "rng": snap.rng_states(net)}
+
+
+def _load_net_record(net, entry, path, what):
+    if not entry:
+        return
+    try:
+        net.load_layer_states(entry.get("layer_states") or {})
+        missing = snap.load_rng_states(net, entry.get("rng") or {})
+    except (KeyError, ValueError, TypeError) as exc:
+        logger.warning("%s: %s state not restored (%s); the net differs from the one saved",
+                       path, what, exc)
+        return
+    if missing:
+        logger.warning("%s: %s random state of %s not restored (no such layers)", path, what,
+                       ", ".join(missing))
+
+
+class _FunctionCallback:
+    """pycaffe's add_callback(on_start, on_gradients_ready)."""
+
+    def __init__(self, on_start, on_gradients_ready):
+        self.on_start = on_start or (lambda: None)
+        self.on_gradients_ready = on_gradients_ready or (lambda: None)
+
+
+def _load_param(param, solver_file=None):
+    """(SolverParameter copy, solver_file, source name) from a path or a message."""
+    if isinstance(param, pb.SolverParameter):
+        copy = pb.SolverParameter()
+        copy.CopyFrom(param)
+        from ..upgrade import upgrade_solver_param
+
+        copy = upgrade_solver_param(copy)
+        source = str(solver_file) if solver_file is not None else "solver"
+    elif isinstance(param, (str, os.PathLike)):
+        from ..config import read_solver_param
+
+        solver_file = str(param)
+        if not os.path.isfile(solver_file):
+            raise SolverError(f"solver file '{solver_file}' not found")
+        copy = read_solver_param(solver_file)
+        source = solver_file
+    else:
+        raise TypeError(f"a solver takes a path or a SolverParameter, not {type(param).__name__}")
+    snap.upgrade_snapshot_prefix(copy, solver_file)
+    return copy, solver_file, source
+
+
+def solver_class(type_name, source="solver"):
+    """The registered class of a solver type; SolverError with a did-you-mean otherwise."""
+    try:
+        return SOLVERS.get(type_name)
+    except KeyError as exc:
+        raise SolverError(f"{source}: {exc.args[0]}") from None
