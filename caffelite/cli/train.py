@@ -1,0 +1,190 @@
+"""`caffelite train CONFIG`: Caffe's `caffe train` — solve, resume (--snapshot) or finetune."""
+import contextlib
+import datetime
+import logging
+import os
+import signal
+import sys
+
+import click
+
+from ..errors import CaffeliteError, ConfigError
+
+logger = logging.getLogger("caffelite")
+
+EFFECTS = ("stop", "snapshot", "none")
+GLOG_LEVELS = {logging.DEBUG: "I", logging.INFO: "I", logging.WARNING: "W", logging.ERROR: "E",
+               logging.CRITICAL: "F"}
+
+
+# -- logging ----------------------------------------------------------------------------------
+class GlogFormatter(logging.Formatter):
+    """glog's line prefix, `I1126 14:55:01.123456 12345 solver.py:228] message`, on every line
+    of a message, so Caffe's tools/extra/parse_log.py and extract_seconds.py read our logs."""
+
+    def format(self, record):
+        when = datetime.datetime.fromtimestamp(record.created)
+        prefix = (f"{GLOG_LEVELS.get(record.levelno, 'I')}{when:%m%d %H:%M:%S}."
+                  f"{when.microsecond:06d} {record.process:5d} "
+                  f"{record.filename}:{record.lineno}] ")
+        text = record.getMessage()
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        return "\n".join(prefix + line for line in text.splitlines() or [""])
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at the time (click's test runner swaps it)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
+@contextlib.contextmanager
+def caffe_logging(log_file=None, quiet=False):
+    """Route the "caffelite" logger to stderr (warnings only when quiet) and, with log_file,
+    append everything to that file too; a user error is also written to the file."""
+    handlers = [_StderrHandler()]
+    handlers[0].setLevel(logging.WARNING if quiet else logging.INFO)
+    if log_file:
+        try:
+            handlers.append(logging.FileHandler(log_file, mode="a", encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"--log {log_file}: cannot open ({exc.strerror or exc})") from None
+        handlers[1].setLevel(logging.INFO)
+    formatter = GlogFormatter()
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        logger.addHandler(handler)
+    old_level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    except CaffeliteError as exc:
+        for handler in handlers[1:]:  # stderr gets the one-line error from the CLI group
+            handler.handle(logger.makeRecord(logger.name, logging.ERROR, __file__, 0,
+                                             str(exc), None, None))
+        raise
+    finally:
+        logger.setLevel(old_level)
+        for handler in handlers:
+            logger.removeHandler(handler)
+            handler.close()
+
+
+# -- signals ----------------------------------------------------------------------------------
+class SignalActions:
+    """Caffe's SignalHandler: SIGINT/SIGHUP set flags; the solver asks `actions()` after each
+    update and inside the test loop and gets "stop", "snapshot" or "none". A second SIGINT
+    while a stop is pending interrupts at once."""
+
+    def __init__(self, sigint_effect="stop", sighup_effect="snapshot"):
+        self.effects = {signal.SIGINT: sigint_effect}
+        if hasattr(signal, "SIGHUP"):
+            self.effects[signal.SIGHUP] = sighup_effect
+        self.pending = []
+        self.previous = {}
+
+    def _handle(self, signum, frame):
+        effect = self.effects[signum]
+        if effect == "none":
+            return
+        if signum == signal.SIGINT and effect in self.pending:
+            raise KeyboardInterrupt
+        logger.info("Received %s: will %s after this iteration", signal.Signals(signum).name,
+                    effect)
+        self.pending.append(effect)
+
+    def __call__(self):
+        return self.pending.pop(0) if self.pending else "none"
+
+    @contextlib.contextmanager
+    def installed(self):
+        try:
+            for signum in self.effects:
+                self.previous[signum] = signal.signal(signum, self._handle)
+        except ValueError:  # not the main thread: run without handlers
+            pass
+        try:
+            yield self
+        finally:
+            for signum, handler in self.previous.items():
+                signal.signal(signum, handler)
+            self.previous.clear()
+
+
+# -- the command ------------------------------------------------------------------------------
+def split_list(text):
+    """A comma list (--weights, --stage) without empty items."""
+    return [item.strip() for item in (text or "").split(",") if item.strip()]
+
+
+def read_solver_config(path):
+    """The upgraded SolverParameter of a solver config file; one-line errors for a bad path."""
+    if not os.path.exists(path):
+        raise ConfigError(f"{path}: no such solver config file")
+    if os.path.isdir(path):
+        raise ConfigError(f"{path} is a directory; give a solver .prototxt/.yaml/.json file")
+    from ..config import read_solver_param
+
+    return read_solver_param(path)
+
+
+@click.command(name="train")
+@click.argument("config", required=False, metavar="CONFIG")
+@click.option("--solver", "solver_option", metavar="CONFIG",
+              help="The solver config (Caffe's flag; same as the CONFIG argument).")
+@click.option("--snapshot", metavar="X.solverstate",
+              help="Resume from a .solverstate (its .caffemodel is found through it).")
+@click.option("--weights", metavar="A.caffemodel[,B]",
+              help="Finetune: initialise from these weights (by layer name), in order.")
+@click.option("--level", type=int, default=None, help="The train net state's level.")
+@click.option("--stage", metavar="S1[,S2]", help="Stages added to the train net state.")
+@click.option("--sigint-effect", type=click.Choice(EFFECTS), default="stop", show_default=True,
+              help="What Ctrl-C does: stop after this iteration (with the final snapshot), "
+                   "snapshot and go on, or nothing.")
+@click.option("--sighup-effect", type=click.Choice(EFFECTS), default="snapshot",
+              show_default=True, help="What SIGHUP does.")
+@click.option("--log", "log_file", metavar="FILE", help="Also append the log to FILE.")
+@click.option("--quiet", is_flag=True, help="Only warnings and errors on stderr.")
+def command(config, solver_option, snapshot, weights, level, stage, sigint_effect,
+            sighup_effect, log_file, quiet):
+    """Train with a solver CONFIG (.prototxt, .yaml or .json, the net by path or inline).
+
+    Relative paths inside the config resolve against the config's directory, then the working
+    directory; snapshots go to snapshot_prefix, relative to the working directory as in Caffe.
+    """
+    if config and solver_option and config != solver_option:
+        raise ConfigError(f"two solver configs given ({config} and --solver {solver_option}); "
+                          "give one")
+    path = config or solver_option
+    if not path:
+        raise ConfigError("no solver config: give CONFIG (or --solver CONFIG)")
+    if snapshot and weights:
+        raise ConfigError("give --snapshot (resume) or --weights (finetune), not both")
+    if snapshot and not os.path.isfile(snapshot):
+        raise ConfigError(f"--snapshot {snapshot}: no such file")
+    with caffe_logging(log_file, quiet):
+        param = read_solver_config(path)
+        if level is not None:
+            param.train_state.level = level
+        param.train_state.stage.extend(split_list(stage))
+        if snapshot:
+            param.ClearField("weights")  # Caffe: a resumed run takes its weights from the state
+        elif weights:
+            del param.weights[:]
+            # Paths given on the command line are relative to the working directory.
+            param.weights.append(",".join(os.path.abspath(w) for w in split_list(weights)))
+        from ..solvers import Solver
+
+        logger.info("Initializing solver from %s", path)
+        solver = Solver(param, solver_file=path)
+        actions = SignalActions(sigint_effect, sighup_effect)
+        solver.set_action_function(actions)
+        with actions.installed():
+            solver.solve(resume=snapshot)
