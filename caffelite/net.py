@@ -1,0 +1,317 @@
+"""Net: layers wired by blob name; loss = Σ_layers Σ_tops top.data · top.diff (the loss weights)."""
+import os
+from collections import OrderedDict
+
+import numpy as np
+
+from . import io
+from .errors import CaffeliteError, NetError
+from .net_build import NetWiring, check_layer_types
+from .net_filter import filter_net, insert_splits
+from .proto import caffelite_pb2 as pb
+from .random import default_rng, make_rng
+from .registry import suggest
+
+_PHASES = {"TRAIN": pb.TRAIN, "TEST": pb.TEST}
+
+
+class Net:
+    """A Caffe net built from a prototxt/YAML path or a pb.NetParameter (pycaffe's caffe.Net).
+
+    `Net(model, phase=TEST, weights=None, level=0, stages=())`; pycaffe's positional
+    `Net(model, weights, phase)` works too. Without phase/level the model's own `state` (default
+    TEST, 0) applies; stages are added to the state's. Building follows Caffe's Net::Init:
+    FilterNet by the state, InsertSplits for blobs used more than once, then each layer set up
+    in order (a layer without `phase` inherits the net's).
+
+    pycaffe's attributes: `blobs` (OrderedDict name -> Blob), `params` (layer -> [Blob...],
+    layers with parameters), `layers`, `layer_dict`, `inputs`, `outputs` (the never-consumed
+    blobs, alphabetical), `top_names`, `bottom_names`, `blob_loss_weights`. For solvers:
+    `learnable_params` (owners of shared params only), `params_lr`, `params_weight_decay`.
+
+    Each net owns `rng` (all of its layers draw from it); by default it is seeded from the
+    process default, so `caffelite.set_random_seed(s)` before building makes fillers repeat.
+    """
+
+    def __init__(self, model, phase=None, weights=None, level=None, stages=(), *, rng=None,
+                 dtype=np.float32):
+        if isinstance(phase, (str, os.PathLike)) and str(phase).upper() not in _PHASES:
+            phase, weights = weights, phase  # pycaffe's legacy Net(model, weights, phase)
+        self.dtype = np.dtype(dtype)
+        self.rng = rng if rng is not None else make_rng(int(default_rng().integers(2**63)))
+        self.source = os.fspath(model) if isinstance(model, (str, os.PathLike)) else None
+        param = self._read_model(model)
+        if phase is not None:
+            param.state.phase = _phase(phase)
+        if level is not None:
+            param.state.level = int(level)
+        param.state.stage.extend([stages] if isinstance(stages, str) else list(stages or ()))
+        self.phase = param.state.phase
+        self.state = param.state
+        try:
+            self._build(param)
+        except CaffeliteError as exc:
+            if self.source and not str(exc).startswith(self.source):
+                raise type(exc)(f"{self.source}: {exc}") from None
+            raise
+        if weights:
+            self.copy_from(weights)
+
+    # -- building ---------------------------------------------------------------------------
+    def _read_model(self, model):
+        if isinstance(model, pb.NetParameter):
+            param = pb.NetParameter()
+            param.CopyFrom(model)
+            if len(param.layers) or len(param.input):  # V1 layers or net-level inputs
+                from .upgrade import upgrade_net_param
+
+                param = upgrade_net_param(param, "NetParameter")
+            return param
+        if isinstance(model, (str, os.PathLike)):
+            from .config import read_net_param, resolve_net_paths
+
+            path = os.fspath(model)
+            return resolve_net_paths(read_net_param(path), path)
+        raise TypeError(f"Net takes a path or a NetParameter, not {type(model).__name__}")
+
+    def _build(self, param):
+        self.name = param.name
+        filtered = filter_net(param)
+        self.net_param = insert_splits(filtered, unfiltered=param)
+        check_layer_types(self.net_param)
+        wiring = NetWiring(self.net_param, self.phase, self.dtype, self.rng)
+        self._wiring = wiring
+        self.layers = wiring.layers
+        self.layer_names = [layer.name for layer in self.layers]
+        self.layer_dict = OrderedDict(zip(self.layer_names, self.layers))
+        self._blob_list = wiring.blobs
+        self.blob_names = wiring.blob_names
+        self.blobs = OrderedDict(zip(self.blob_names, self._blob_list))
+        self.bottom_vecs = [[wiring.blobs[i] for i in ids] for ids in wiring.bottom_ids]
+        self.top_vecs = [[wiring.blobs[i] for i in ids] for ids in wiring.top_ids]
+        self.bottom_names = OrderedDict(
+            (name, [self.blob_names[i] for i in ids])
+            for name, ids in zip(self.layer_names, wiring.bottom_ids))
+        self.top_names = OrderedDict(
+            (name, [self.blob_names[i] for i in ids])
+            for name, ids in zip(self.layer_names, wiring.top_ids))
+        self.inputs = [self.blob_names[i] for i in wiring.input_ids]
+        self.outputs = sorted(wiring.available)  # Caffe keeps them in a std::set
+        self.input_blobs = [self.blobs[n] for n in self.inputs]
+        self.output_blobs = [self.blobs[n] for n in self.outputs]
+        self.blob_loss_weights = OrderedDict(zip(self.blob_names, wiring.blob_loss_weights))
+        self.params = OrderedDict((layer.name, layer.blobs) for layer in self.layers
+                                  if layer.blobs)
+        self.learnable_params = wiring.learnable_params
+        self.params_lr = wiring.params_lr
+        self.params_weight_decay = wiring.params_weight_decay
+        self.param_owners = wiring.param_owners
+        self.layer_need_backward = wiring.layer_need_backward
+        self.bottom_need_backward = wiring.bottom_need_backward
+        self.blob_need_backward = OrderedDict(zip(self.blob_names, wiring.blob_need_backward))
+        # (blob, weight) of each weighted top, per layer: the loss weight lives in the diff
+        self._loss_tops = [[(top, w) for top, w in zip(self.top_vecs[i], layer.loss_weights) if w]
+                           for i, layer in enumerate(self.layers)]
+        self._loss_diffs = [[top.diff for top, _ in tops] for tops in self._loss_tops]
+
+    # -- forward / backward -----------------------------------------------------------------
+    def _layer_index(self, name):
+        try:
+            return self.layer_names.index(name)
+        except ValueError:
+            raise NetError(f"net '{self.name}' has no layer '{name}'"
+                           f"{suggest(name, self.layer_names)}") from None
+
+    def _refresh_loss_weights(self, i):
+        """A reshape that reallocates a weighted top also drops its loss weight: put it back."""
+        for k, (top, weight) in enumerate(self._loss_tops[i]):
+            if top.diff is not self._loss_diffs[i][k]:
+                top.diff[...] = weight
+                self._loss_diffs[i][k] = top.diff
+
+    def forward_from_to(self, start=0, end=None):
+        """Run layers start..end (inclusive) and return their summed loss."""
+        end = len(self.layers) - 1 if end is None else end
+        loss = 0.0
+        for i in range(start, end + 1):
+            layer, bottom, top = self.layers[i], self.bottom_vecs[i], self.top_vecs[i]
+            layer.reshape(bottom, top)
+            if self._loss_tops[i]:
+                self._refresh_loss_weights(i)
+            layer.forward(bottom, top)
+            for blob, _ in self._loss_tops[i]:
+                loss += float((blob.data * blob.diff).sum())
+        return loss
+
+    def backward_from_to(self, start=None, end=0):
+        """Run backward of layers start down to end (inclusive) that need it."""
+        start = len(self.layers) - 1 if start is None else start
+        for i in range(start, end - 1, -1):
+            if self.layer_need_backward[i]:
+                self.layers[i].backward(self.top_vecs[i], self.bottom_need_backward[i],
+                                        self.bottom_vecs[i])
+
+    def _set_arrays(self, values, allowed, kind):
+        for name, array in values.items():
+            if name not in allowed:
+                raise NetError(f"{name!r} is not one of the net's {kind} {allowed}"
+                               f"{suggest(name, allowed)}")
+            blob = self.blobs[name]
+            array = np.asarray(array)
+            if kind == "inputs" and array.shape != blob.shape:
+                blob.reshape(array.shape)  # the layers reshape to it in forward
+            elif array.shape != blob.shape:
+                raise NetError(f"diff for {name!r} has shape {array.shape}, the blob has "
+                               f"{blob.shape}")
+            (blob.data if kind == "inputs" else blob.diff)[...] = array
+
+    def _check_blob_names(self, names):
+        for name in names:
+            if name not in self.blobs:
+                raise NetError(f"net '{self.name}' has no blob '{name}'"
+                               f"{suggest(name, self.blobs)}")
+
+    def forward(self, blobs=None, start=None, end=None, **inputs):
+        """pycaffe's forward: set the given inputs (reshaping them to the arrays given), run
+        layers start..end and return {name: data} of the outputs (or of `end`'s tops) plus
+        `blobs`. The arrays are the blobs' own memory, overwritten by the next forward."""
+        blobs = list(blobs or [])
+        self._check_blob_names(blobs)
+        start_i = 0 if start is None else self._layer_index(start)
+        end_i = len(self.layers) - 1 if end is None else self._layer_index(end)
+        names = (self.top_names[end] if end is not None else self.outputs) + blobs
+        self._set_arrays(inputs, self.inputs, "inputs")
+        self.forward_from_to(start_i, end_i)
+        return {name: self.blobs[name].data for name in dict.fromkeys(names)}
+
+    def backward(self, diffs=None, start=None, end=None, **top_diffs):
+        """pycaffe's backward: set the given output diffs, run layers start down to end and
+        return {name: diff} of the inputs (or of `end`'s bottoms) plus `diffs`."""
+        diffs = list(diffs or [])
+        self._check_blob_names(diffs)
+        start_i = len(self.layers) - 1 if start is None else self._layer_index(start)
+        end_i = 0 if end is None else self._layer_index(end)
+        names = (self.bottom_names[end] if end is not None else self.inputs) + diffs
+        self._set_arrays(top_diffs, self.outputs, "outputs")
+        self.backward_from_to(start_i, end_i)
+        return {name: self.blobs[name].diff for name in dict.fromkeys(names)}
+
+    def forward_prefilled(self):
+        """Forward over the whole net with the inputs as they are; the loss."""
+        return self.forward_from_to(0, len(self.layers) - 1)
+
+    def forward_backward(self):
+        """Caffe's ForwardBackward: forward, backward, and the loss."""
+        loss = self.forward_prefilled()
+        self.backward_from_to()
+        return loss
+
+    def forward_all(self, blobs=None, **inputs):
+        """Forward arrays of any length through the net in batches of the input batch size
+        (the last batch zero-padded, as pycaffe); concatenated outputs."""
+        if not inputs:
+            return self.forward(blobs=blobs)
+        lengths = {len(a) for a in inputs.values()}
+        if len(lengths) != 1:
+            raise NetError(f"forward_all inputs have different lengths {sorted(lengths)}")
+        total = lengths.pop()
+        batch = self.blobs[next(iter(inputs))].shape[0] if self.inputs else total
+        batch = batch or total
+        results = {}
+        for begin in range(0, total, batch):
+            chunk = {}
+            for name, array in inputs.items():
+                part = np.asarray(array[begin:begin + batch])
+                if len(part) < batch:
+                    pad = np.zeros((batch - len(part),) + part.shape[1:], part.dtype)
+                    part = np.concatenate([part, pad])
+                chunk[name] = part
+            for name, out in self.forward(blobs=blobs, **chunk).items():
+                results.setdefault(name, []).append(np.array(out, copy=True))
+        return {name: np.concatenate(parts)[:total] if parts[0].ndim else parts[-1]
+                for name, parts in results.items()}
+
+    def reshape(self):
+        """Reshape every layer to its bottoms (after an input blob was reshaped)."""
+        for i, layer in enumerate(self.layers):
+            layer.reshape(self.bottom_vecs[i], self.top_vecs[i])
+            if self._loss_tops[i]:
+                self._refresh_loss_weights(i)
+
+    # -- parameters -------------------------------------------------------------------------
+    def clear_param_diffs(self):
+        for param in self.learnable_params:  # shared params use their owner's diff
+            param.diff[...] = 0
+
+    def update(self):
+        """data -= diff for every owned parameter (Caffe's Net::Update)."""
+        for param in self.learnable_params:
+            param.data[...] -= param.diff
+
+    def copy_from(self, path):
+        """Load weights by layer name from a .caffemodel (pycaffe's copy_from)."""
+        path = os.fspath(path)
+        io.copy_trained_layers(self, io.load_caffemodel(path), source=path)
+
+    def copy_trained_layers_from(self, net_param):
+        """Load weights by layer name from a pb.NetParameter holding blobs."""
+        io.copy_trained_layers(self, net_param, source=f"NetParameter '{net_param.name}'")
+
+    def share_trained_layers_with(self, other):
+        """Use other's parameter data (not diffs) for layers of the same name, as Caffe's
+        ShareTrainedLayersWith does for test nets."""
+        by_name = {}
+        for layer in self.layers:
+            by_name.setdefault(layer.name, layer)
+        for source in other.layers:
+            target = by_name.get(source.name)
+            if target is None:
+                continue
+            if len(target.blobs) != len(source.blobs):
+                raise NetError(f"cannot share layer '{source.name}': {len(source.blobs)} "
+                               f"blob(s) in the source net, {len(target.blobs)} here")
+            for j, (mine, theirs) in enumerate(zip(target.blobs, source.blobs)):
+                if mine.shape != theirs.shape:
+                    raise NetError(f"cannot share param {j} of layer '{source.name}': shape "
+                                   f"mismatch, source {list(theirs.shape)}, target "
+                                   f"{list(mine.shape)}")
+                mine.share_data(theirs)
+
+    share_with = share_trained_layers_with  # pycaffe's name
+
+    def to_proto(self, write_diff=False):
+        """Caffe's ToProto: the net's layers with their parameter blobs as a NetParameter."""
+        return pb.NetParameter.FromString(io.net_param_bytes(self, write_diff))
+
+    def save(self, path, write_diff=False):
+        """Write a .caffemodel (binary NetParameter, float32 blobs) atomically."""
+        io.save_caffemodel(self, path, write_diff=write_diff)
+
+    # -- layer state (data cursors ...) -----------------------------------------------------
+    def layer_states(self):
+        """{layer name: state} of the layers that have one (Data's cursor ...)."""
+        return {layer.name: layer.get_state() for layer in self.layers
+                if hasattr(layer, "get_state")}
+
+    def load_layer_states(self, states):
+        for name, state in states.items():
+            layer = self.layer_dict.get(name)
+            if layer is None or not hasattr(layer, "set_state"):
+                raise NetError(f"net '{self.name}' has no layer '{name}' with a state to load"
+                               f"{suggest(name, self.layer_names)}")
+            layer.set_state(state)
+
+    def __repr__(self):
+        return (f"Net('{self.name}', phase={pb.Phase.Name(self.phase)}, "
+                f"{len(self.layers)} layers, inputs={self.inputs}, outputs={self.outputs})")
+
+
+def _phase(phase):
+    if isinstance(phase, str):
+        try:
+            return _PHASES[phase.upper()]
+        except KeyError:
+            raise NetError(f"phase must be TRAIN or TEST, not {phase!r}") from None
+    if phase not in (pb.TRAIN, pb.TEST):
+        raise NetError(f"phase must be caffelite.TRAIN or caffelite.TEST, not {phase!r}")
+    return int(phase)
