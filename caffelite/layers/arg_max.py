@@ -20,7 +20,7 @@ class ArgMaxLayer(Layer):
     exact_num_top_blobs = 1
 
     def layer_setup(self, bottom, top):
-        param = self.layer_param.arg_max_param
+        param = self.layer_param.argmax_param
         self.top_k = int(param.top_k)
         self.out_max_val = bool(param.out_max_val)
         self.has_axis = param.HasField("axis")
@@ -28,7 +28,7 @@ class ArgMaxLayer(Layer):
             raise self.error(f"top_k must be at least 1, got {self.top_k}")
 
     def reshape(self, bottom, top):
-        param = self.layer_param.arg_max_param
+        param = self.layer_param.argmax_param
         shape = bottom[0].shape
         if self.has_axis:
             try:
