@@ -1,0 +1,202 @@
+"""Convolution: y[n, o] = Σ_c W[o, c] ⋆ x[n, group(o)·C/G + c] + b[o], by im2col and one GEMM."""
+from math import prod
+
+from ..backend import get_array_module
+from ..fillers import fill
+from ..im2col import Workspace, col2im, conv_out_size, im2col
+from ..layer import Layer
+from ..registry import register_layer
+
+# Column buffers above this many elements (256 MiB of float32) are filled a batch chunk at a time.
+COL_BUFFER_ELEMENTS = 1 << 26
+
+
+def conv_geometry(layer, param, num_spatial):
+    """(kernel, stride, pad, dilation) per spatial axis from a ConvolutionParameter.
+
+    Each is a repeated field given once or once per spatial axis; kernel/stride/pad also take
+    the 2-D *_h/*_w form. Defaults: stride 1, pad 0, dilation 1; the kernel is required.
+    """
+    def repeated(name, default):
+        values = tuple(int(v) for v in getattr(param, name))
+        if not values:
+            if default is None:
+                raise layer.error("convolution_param needs kernel_size (or kernel_h and kernel_w)")
+            return (default,) * num_spatial
+        if len(values) not in (1, num_spatial):
+            raise layer.error(f"convolution_param.{name} must be given once or once per spatial "
+                              f"axis ({num_spatial}); got {len(values)} values")
+        return values * num_spatial if len(values) == 1 else values
+
+    def with_hw(name, field, default):
+        has_h, has_w = param.HasField(f"{name}_h"), param.HasField(f"{name}_w")
+        if not (has_h or has_w):
+            return repeated(field, default)
+        if num_spatial != 2:
+            raise layer.error(f"{name}_h/{name}_w apply to 2-D convolution only; this input has "
+                              f"{num_spatial} spatial axes: use {field}")
+        if len(getattr(param, field)):
+            raise layer.error(f"give either {field} or {name}_h/{name}_w, not both")
+        if name != "pad" and not (has_h and has_w):  # Caffe leaves a missing pad_w at 0
+            raise layer.error(f"{name}_h and {name}_w must be given together")
+        return (int(getattr(param, f"{name}_h")), int(getattr(param, f"{name}_w")))
+
+    kernel = with_hw("kernel", "kernel_size", None)
+    stride = with_hw("stride", "stride", 1)
+    pad = with_hw("pad", "pad", 0)
+    dilation = repeated("dilation", 1)
+    for name, values in (("kernel", kernel), ("stride", stride), ("dilation", dilation)):
+        if min(values) <= 0:
+            raise layer.error(f"{name} dimensions must be nonzero, got {values}")
+    return kernel, stride, pad, dilation
+
+
+@register_layer("Convolution")
+class ConvolutionLayer(Layer):
+    """N-D convolution (2-D and 3-D alike) with groups; bottom i -> top i with the same weights.
+
+    bottom (N…, C, *spatial) with C on `axis` (default 1); top (N…, num_output, *out),
+    out = (in + 2·pad − (dilation·(k−1)+1)) / stride + 1. blobs: [0] weight
+    (num_output, C/group, *kernel), [1] bias (num_output,) when bias_term; default fillers
+    constant 0. The forward is one im2col copy and one GEMM for the whole batch (chunked only
+    past COL_BUFFER_ELEMENTS); the columns stay for backward. force_nd_im2col is ignored.
+    """
+
+    min_bottom_blobs = 1
+    min_top_blobs = 1
+    equal_num_bottom_top_blobs = True
+
+    def layer_setup(self, bottom, top):
+        param = self.layer_param.convolution_param
+        try:
+            self.channel_axis = bottom[0].canonical_axis_index(param.axis)
+        except IndexError as exc:
+            raise self.error(f"convolution_param.axis: {exc}") from None
+        self.num_spatial = bottom[0].num_axes - self.channel_axis - 1
+        if self.num_spatial < 1:
+            raise self.error(f"bottom {bottom[0].shape} has no spatial axis after the channel "
+                             f"axis {self.channel_axis}")
+        self.kernel, self.stride, self.pad, self.dilation = conv_geometry(
+            self, param, self.num_spatial)
+        self.channels = bottom[0].shape[self.channel_axis]
+        self.num_output, self.group = int(param.num_output), int(param.group)
+        if self.num_output <= 0:
+            raise self.error("convolution_param.num_output must be set (> 0)")
+        if self.group <= 0 or self.channels % self.group or self.num_output % self.group:
+            raise self.error(f"group {self.group} must divide both the input channels "
+                             f"({self.channels}) and num_output ({self.num_output})")
+        self.bias_term = param.bias_term
+        self.ws = Workspace()
+        self.cached = {}  # bottom index -> whether its GEMM operand from forward is kept
+        if self.blobs:
+            return  # already filled (shared or loaded)
+        self.blobs = [self.new_param_blob(self.weight_shape())]
+        fill(self.blobs[0], param.weight_filler, self.rng, where=self._where("weight_filler"))
+        if self.bias_term:
+            self.blobs.append(self.new_param_blob((self.num_output,)))
+            fill(self.blobs[1], param.bias_filler, self.rng, where=self._where("bias_filler"))
+
+    def _where(self, field):
+        return f"layer '{self.name}' ({self.type}) {field}"
+
+    def weight_shape(self):
+        return (self.num_output, self.channels // self.group) + self.kernel
+
+    def output_spatial(self, spatial):
+        out = conv_out_size(spatial, self.kernel, self.pad, self.stride, self.dilation)
+        for i, (size, o) in enumerate(zip(spatial, out)):
+            if o <= 0:
+                raise self.error(
+                    f"kernel extent {self.dilation[i] * (self.kernel[i] - 1) + 1} (kernel "
+                    f"{self.kernel[i]}, dilation {self.dilation[i]}) exceeds the padded input "
+                    f"{size} + 2·{self.pad[i]} on spatial axis {i}: lower kernel_size/dilation "
+                    f"or raise pad")
+        return out
+
+    def reshape(self, bottom, top):
+        shape, axis = bottom[0].shape, self.channel_axis
+        if len(shape) != axis + 1 + self.num_spatial:
+            raise self.error(f"bottom num_axes may not change: got {shape}, set up with "
+                             f"{axis + 1 + self.num_spatial} axes")
+        if shape[axis] != self.channels:
+            raise self.error(f"bottom has {shape[axis]} channels on axis {axis}; the weights "
+                             f"expect {self.channels}")
+        for i, blob in enumerate(bottom[1:], 1):
+            if blob.shape != shape:
+                raise self.error(f"all bottoms must share one shape: bottom[0] {shape} vs "
+                                 f"bottom[{i}] {blob.shape}")
+        self.num = bottom[0].count(0, axis)
+        self.in_spatial = shape[axis + 1:]
+        self.out_spatial = self.output_spatial(self.in_spatial)
+        for blob in top:
+            blob.reshape(shape[:axis] + (self.num_output,) + self.out_spatial)
+
+    def chunks(self, per_image):
+        """Batch ranges [n0, n1) whose column buffer fits COL_BUFFER_ELEMENTS."""
+        step = max(1, COL_BUFFER_ELEMENTS // max(1, per_image))
+        return [(n0, min(self.num, n0 + step)) for n0 in range(0, self.num, step)]
+
+    def im2col(self, x, n0, n1, name):
+        """Columns (C·∏kernel, nb·P) of images [n0, n1) of x (N, C, *spatial), in buffer `name`."""
+        xp = get_array_module(x)
+        rows = x.shape[1] * prod(self.kernel)
+        cols = prod(conv_out_size(x.shape[2:], self.kernel, self.pad, self.stride, self.dilation))
+        buf = self.ws.scratch(name, (rows, (n1 - n0) * cols), x.dtype, xp)
+        im2col(x[n0:n1], self.kernel, self.pad, self.stride, self.dilation, batch_last=True,
+               out=buf, ws=self.ws)
+        return buf
+
+    def forward(self, bottom, top):
+        g, m, c = self.group, self.num_output, self.channels
+        p, k = prod(self.out_spatial), c * prod(self.kernel)
+        w = self.blobs[0].data.reshape(g, m // g, k // g)
+        for i in range(len(bottom)):
+            x = bottom[i].data.reshape((self.num, c) + self.in_spatial)
+            xp = get_array_module(x)
+            y = top[i].data.reshape(self.num, m, p)
+            spans = self.chunks(k * p)
+            self.cached[i] = len(spans) == 1
+            for n0, n1 in spans:
+                cols = self.im2col(x, n0, n1, f"cols{i}" if self.cached[i] else "cols")
+                nb = n1 - n0
+                wx = xp.matmul(w, cols.reshape(g, k // g, nb * p),
+                               out=self.ws.scratch("gemm", (g, m // g, nb * p), x.dtype, xp))
+                out = wx.reshape(m, nb, p).transpose(1, 0, 2)  # (nb, M, P)
+                if self.bias_term:
+                    xp.add(out, self.blobs[1].data[:, None], out=y[n0:n1])
+                else:
+                    y[n0:n1] = out
+
+    def backward(self, top, propagate_down, bottom):
+        g, m, c = self.group, self.num_output, self.channels
+        p, k = prod(self.out_spatial), c * prod(self.kernel)
+        w = self.blobs[0].data.reshape(g, m // g, k // g)
+        need_w = self.param_propagate_down[0]
+        for i in range(len(top)):
+            dy = top[i].diff.reshape(self.num, m, p)
+            xp = get_array_module(dy)
+            if self.bias_term and self.param_propagate_down[1]:
+                self.blobs[1].diff += dy.sum(axis=(0, 2))  # params accumulate
+            if not (need_w or propagate_down[i]):
+                continue
+            x = bottom[i].data.reshape((self.num, c) + self.in_spatial)
+            spans = self.chunks(k * p)
+            for n0, n1 in spans:
+                nb = n1 - n0
+                dyt = self.ws.scratch("dyt", (m, nb, p), dy.dtype, xp)
+                dyt[...] = dy[n0:n1].transpose(1, 0, 2)
+                dyt = dyt.reshape(g, m // g, nb * p)  # (G, M/G, nb·P)
+                if need_w:
+                    keep = self.cached.get(i, False) and len(spans) == 1
+                    cols = (self.ws.scratch(f"cols{i}", (k, nb * p), x.dtype, xp) if keep
+                            else self.im2col(x, n0, n1, "cols"))
+                    cols = cols.reshape(g, k // g, nb * p)
+                    self.blobs[0].diff.reshape(w.shape)[...] += xp.matmul(
+                        dyt, cols.transpose(0, 2, 1))  # (G, M/G, K/G)
+                if propagate_down[i]:
+                    dcols = xp.matmul(w.transpose(0, 2, 1), dyt, out=self.ws.scratch(
+                        "dcols", (g, k // g, nb * p), dy.dtype, xp))  # (G, K/G, nb·P)
+                    dx = bottom[i].diff.reshape((self.num, c) + self.in_spatial)[n0:n1]
+                    col2im(dcols, dx.shape, self.kernel, self.pad, self.stride, self.dilation,
+                           batch_last=True, out=dx, ws=self.ws)
+
