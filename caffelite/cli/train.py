@@ -58,11 +58,16 @@ def caffe_logging(log_file=None, quiet=False):
             raise ConfigError(f"--log {log_file}: cannot open ({exc.strerror or exc})") from None
         handlers[1].setLevel(logging.INFO)
     formatter = GlogFormatter()
+    # Python warnings (e.g. NumPy overflow before a NaN loss) become glog "W" lines too, so
+    # every line of a log keeps the prefix that parse_log.py reads.
+    loggers = (logger, logging.getLogger("py.warnings"))
     for handler in handlers:
         handler.setFormatter(formatter)
-        logger.addHandler(handler)
+        for each in loggers:
+            each.addHandler(handler)
     old_level = logger.level
     logger.setLevel(logging.INFO)
+    logging.captureWarnings(True)
     try:
         yield
     except CaffeliteError as exc:
@@ -71,9 +76,11 @@ def caffe_logging(log_file=None, quiet=False):
                                              str(exc), None, None))
         raise
     finally:
+        logging.captureWarnings(False)
         logger.setLevel(old_level)
         for handler in handlers:
-            logger.removeHandler(handler)
+            for each in loggers:
+                each.removeHandler(handler)
             handler.close()
 
 
