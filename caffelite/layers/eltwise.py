@@ -26,7 +26,8 @@ class EltwiseLayer(Layer):
         if param.coeff and len(param.coeff) != len(bottom):
             raise self.error(f"eltwise_param has {len(param.coeff)} coeff value(s) for "
                              f"{len(bottom)} bottoms; give one coefficient per bottom")
-        if param.coeff and self.op != SUM:
+        if param.coeff and self.op == PROD:
+            # Caffe refuses coeff with PROD only; with MAX it is accepted and unused.
             raise self.error("coeff applies to operation SUM only; remove it or use SUM")
         self.coeffs = [float(c) for c in param.coeff] or [1.0] * len(bottom)
         self.stable_prod_grad = bool(param.stable_prod_grad)

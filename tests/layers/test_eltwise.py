@@ -54,6 +54,10 @@ def test_max_matches_numpy_on_random_data(rng):
     arrays = inputs(rng, 4)
     _, _, top = run(arrays, "eltwise_param { operation: MAX }")
     np.testing.assert_array_equal(top[0].data, np.max(arrays, axis=0))
+    # Caffe accepts (and ignores) coeff with MAX.
+    _, _, top = run(arrays, "eltwise_param { operation: MAX coeff: 2 coeff: 2 coeff: 2 "
+                            "coeff: 2 }")
+    np.testing.assert_array_equal(top[0].data, np.max(arrays, axis=0))
 
 
 @pytest.mark.parametrize("param", ["", "eltwise_param { coeff: 1 coeff: -0.5 coeff: 2 }",
