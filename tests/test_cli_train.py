@@ -304,3 +304,46 @@ def test_subprocess_train_with_sighup_then_sigint(workdir):
     first, last = sorted(int(re.search(r"_(\d+)\.", p.name).group(1)) for p in snapshots)
     assert 3 < first < last < 1000
     assert "Optimization stopped early." in "".join(seen)
+
+
+LENET = ROOT / "configs" / "lenet"
+
+
+@pytest.mark.slow
+def test_lenet_yaml_trains_to_097_from_another_directory(tmp_path):
+    """The acceptance run: the full 10,000 iterations of Caffe's LeNet recipe on the bundled
+    digits, started outside the repository; its last test must reach accuracy >= 0.97."""
+    started = time.perf_counter()
+    process = subprocess.run([sys.executable, "-m", "caffelite", "train",
+                              str(LENET / "lenet.yaml"), "--log", "lenet.log", "--quiet"],
+                             cwd=tmp_path, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    assert process.returncode == 0, process.stderr
+    _, test_rows = parse_log((tmp_path / "lenet.log").read_text())
+    assert sorted(test_rows) == list(range(0, 10001, 500))
+    final = test_rows[10000]
+    print(f"\nLeNet 10,000 iterations: {wall:.1f} s wall, test accuracy {final['accuracy']}, "
+          f"loss {final['loss']}")
+    assert final["accuracy"] >= 0.97
+    for it in (5000, 10000):
+        assert (tmp_path / f"lenet_iter_{it}.caffemodel").is_file()
+        assert (tmp_path / f"lenet_iter_{it}.solverstate").is_file()
+
+
+@pytest.mark.slow
+def test_lenet_prototxt_and_yaml_forms_train_identically(tmp_path, monkeypatch):
+    from caffelite.solvers import Solver
+
+    monkeypatch.chdir(tmp_path)
+    runs = []
+    for config in ("lenet_solver.prototxt", "lenet.yaml"):
+        solver = Solver(str(LENET / config))
+        losses = []
+        for _ in range(300):
+            solver.step(1)  # each step() restarts the smoothing: this is the iteration's loss
+            losses.append(solver.smoothed_loss)
+        runs.append((losses, [p.data.copy() for p in solver.net.learnable_params]))
+    (losses_a, weights_a), (losses_b, weights_b) = runs
+    assert losses_a == losses_b and losses_a[-1] < 0.5 * losses_a[0]
+    for a, b in zip(weights_a, weights_b):
+        np.testing.assert_array_equal(a, b)
