@@ -55,9 +55,9 @@ def _unknown_bottom(layer_param, index, produced, excluded_param):
     """A NetError naming the layer and the bottom, the blobs that exist, and the layer that
     would produce it in another net state (the usual cause: a TRAIN-only data layer)."""
     name = layer_param.bottom[index]
+    hint = suggest(name, produced)
     message = (f"bottom '{name}' (index {index}) is produced by no earlier layer"
-               f"{suggest(name, produced)} Available blobs: "
-               f"{', '.join(sorted(produced)) or '(none)'}.")
+               f"{hint or '.'} Available blobs: {', '.join(sorted(produced)) or '(none)'}.")
     if excluded_param is not None:
         owners = [lp.name for lp in excluded_param.layer if name in lp.top]
         if owners:
