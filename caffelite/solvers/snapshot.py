@@ -4,7 +4,6 @@ import base64
 import json
 import os
 import tempfile
-from pathlib import Path
 
 import numpy as np
 
@@ -16,17 +15,6 @@ SIDECAR_FORMAT = "caffelite-solverstate-sidecar"
 
 
 # -- snapshot_prefix ---------------------------------------------------------------------------
-def upgrade_snapshot_prefix(param, solver_file):
-    """Caffe's UpgradeSnapshotPrefixProperty: an unset prefix becomes the solver path minus its
-    extension; a prefix naming a directory gets the solver file's stem appended."""
-    if solver_file is None:
-        return
-    if not param.HasField("snapshot_prefix"):
-        param.snapshot_prefix = str(Path(solver_file).with_suffix(""))
-    elif param.snapshot_prefix.endswith(os.sep) or os.path.isdir(param.snapshot_prefix):
-        param.snapshot_prefix = os.path.join(param.snapshot_prefix, Path(solver_file).stem)
-
-
 def check_snapshot_prefix(prefix):
     """Create the prefix's directory and probe it with a temporary file, so an unwritable
     prefix fails at start, not after hours of training (Caffe's CheckSnapshotWritePermissions)."""

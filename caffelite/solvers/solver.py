@@ -121,20 +121,18 @@ class Solver:
         return make_rng(seed) if index == 0 else np.random.default_rng([seed, index])
 
     def _read_net(self, path):
-        from ..config import read_net_param, resolve_net_paths, resolve_path
+        from ..config import read_net_param, resolve_net_paths
 
-        resolved = resolve_path(path, self.solver_file) if self.solver_file else path
-        if not os.path.isfile(resolved):
-            raise SolverError(f"{self.source}: net file '{path}' not found"
-                              + (f" (looked at '{resolved}')" if resolved != path else ""))
-        return resolve_net_paths(read_net_param(resolved), resolved), resolved
+        if not os.path.isfile(path):
+            where = (f" (relative paths are looked up beside {self.solver_file}, then in the "
+                     f"working directory)") if self.solver_file else ""
+            raise SolverError(f"{self.source}: net file '{path}' not found{where}")
+        return resolve_net_paths(read_net_param(path), path), path
 
     def _inline_net(self, net_param):
-        from ..config import resolve_net_paths
-
         copy = pb.NetParameter()
-        copy.CopyFrom(net_param)
-        return resolve_net_paths(copy, self.solver_file) if self.solver_file else copy
+        copy.CopyFrom(net_param)  # Net fills in its state; keep the solver's message intact
+        return copy
 
     def _build_net(self, net_param, phase, extra_state, rng):
         from ..net import Net
@@ -144,8 +142,8 @@ class Solver:
         if extra_state is not None:
             state.MergeFrom(extra_state)
         net_param.state.CopyFrom(state)
-        net = Net(net_param, phase=state.phase, level=state.level, stages=tuple(state.stage),
-                  rng=rng, dtype=self.dtype)
+        # The merged state (stages included) is in net_param; Net adds `stages` to it.
+        net = Net(net_param, phase=state.phase, level=state.level, rng=rng, dtype=self.dtype)
         for weights in self.param.weights:
             self._load_weights(net, weights)
         return net
@@ -156,7 +154,7 @@ class Solver:
         from ..io import load_caffemodel
 
         for name in (n.strip() for n in model_list.split(",")):
-            path = resolve_path(name, self.solver_file) if self.solver_file else name
+            path = resolve_path(name, self.solver_file)
             if not os.path.isfile(path):
                 raise SolverError(f"{self.source}: weights file '{name}' not found")
             logger.info("Finetuning from %s", path)
@@ -570,26 +568,27 @@ class _FunctionCallback:
 
 
 def _load_param(param, solver_file=None):
-    """(SolverParameter copy, solver_file, source name) from a path or a message."""
+    """(SolverParameter copy, solver_file, source name) from a path or a message. With a file,
+    relative paths resolve against it and snapshot_prefix follows Caffe's rule."""
+    from ..config import read_solver_param, resolve_solver_paths
+    from ..upgrade import upgrade_snapshot_prefix, upgrade_solver_param
+
     if isinstance(param, pb.SolverParameter):
         copy = pb.SolverParameter()
         copy.CopyFrom(param)
-        from ..upgrade import upgrade_solver_param
-
-        copy = upgrade_solver_param(copy)
-        source = str(solver_file) if solver_file is not None else "solver"
+        copy = upgrade_solver_param(copy, solver_file)
+        if solver_file is not None:
+            copy = upgrade_snapshot_prefix(copy, solver_file)
     elif isinstance(param, (str, os.PathLike)):
-        from ..config import read_solver_param
-
-        solver_file = str(param)
+        solver_file = os.fspath(param)
         if not os.path.isfile(solver_file):
             raise SolverError(f"solver file '{solver_file}' not found")
-        copy = read_solver_param(solver_file)
-        source = solver_file
+        copy = read_solver_param(solver_file)  # upgraded, with the snapshot_prefix rule
     else:
         raise TypeError(f"a solver takes a path or a SolverParameter, not {type(param).__name__}")
-    snap.upgrade_snapshot_prefix(copy, solver_file)
-    return copy, solver_file, source
+    if solver_file is not None:
+        copy = resolve_solver_paths(copy, solver_file)
+    return copy, solver_file, str(solver_file) if solver_file is not None else "solver"
 
 
 def solver_class(type_name, source="solver"):
