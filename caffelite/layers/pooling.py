@@ -1,0 +1,241 @@
+"""Pooling: top[n, c, y, x] = max | mean | sampled a over the window at (y, x)·stride − pad."""
+import itertools
+
+import numpy as np
+
+from ..backend import get_array_module
+from ..im2col import FLT_MAX, Workspace, col2im_windows, pool_out_size, window_view
+from ..layer import Layer
+from ..proto import caffelite_pb2 as pb
+from ..registry import register_layer
+
+P = pb.PoolingParameter
+FLT_MIN = float(np.finfo(np.float32).tiny)  # Caffe's StoPoolForwardTest starts its sum here
+
+
+def _window_sum(view):
+    """Σ over the kernel axes of a window view (N, C, oh, ow, kh, kw), in Caffe's h-w order."""
+    kh, kw = view.shape[4:]
+    if kh * kw > view.shape[2] * view.shape[3]:
+        return view.sum(axis=(4, 5))  # few windows, large kernel (global pooling)
+    total = view[..., 0, 0].copy()
+    for i, j in itertools.product(range(kh), range(kw)):
+        if i or j:
+            total += view[..., i, j]
+    return total
+
+
+def _image_index(offset, x_shape, kernel, pad, stride):
+    """Caffe's mask h·W + w of window offset k = i·kw + j; −1 where no input cell was chosen."""
+    xp = get_array_module(offset)
+    height, width = x_shape[2:]
+    h = (xp.arange(offset.shape[2]) * stride[0] - pad[0])[:, None] + offset // kernel[1]
+    w = (xp.arange(offset.shape[3]) * stride[1] - pad[1])[None, :] + offset % kernel[1]
+    inside = (offset >= 0) & (h >= 0) & (h < height) & (w >= 0) & (w < width)
+    return xp.where(inside, h * width + w, -1).astype(xp.int32)
+
+
+def max_pool(x, kernel, pad, stride, out_size, ws=None):
+    """(top, mask) of MAX pooling x (N, C, H, W).
+
+    Strict >, so the first maximum in h-then-w order wins. Windows are clipped to the image
+    (padding never wins); one holding no input gives −FLT_MAX and mask −1, as in Caffe.
+    """
+    xp = get_array_module(x)
+    view = window_view(x, kernel, pad, stride, 1, out_size, -np.inf, ws)
+    lowest = x.dtype.type(-FLT_MAX)
+    shape = view.shape[:4]
+    if kernel[0] * kernel[1] <= out_size[0] * out_size[1]:
+        # Running maximum over kernel offsets: kh·kw passes over strided views, no window copy.
+        top = xp.full(shape, lowest, x.dtype)
+        offset = xp.full(shape, -1, xp.int32)
+        better = xp.empty(shape, bool)
+        for k, (i, j) in enumerate(itertools.product(range(kernel[0]), range(kernel[1]))):
+            xp.greater(view[..., i, j], top, out=better)
+            xp.copyto(top, view[..., i, j], where=better)
+            xp.copyto(offset, k, where=better)
+    else:
+        windows = view.reshape(shape + (-1,))
+        offset = windows.argmax(axis=-1).astype(xp.int32)  # argmax returns the first maximum
+        top = xp.take_along_axis(windows, offset[..., None], axis=-1)[..., 0]
+        empty = ~(top > lowest)
+        top[empty], offset[empty] = lowest, -1
+    return top, _image_index(offset, x.shape, kernel, pad, stride)
+
+
+def scatter_to_mask(dtop, mask, x_shape):
+    """∂x: each top diff added to the input cell its mask names (MAX, STOCHASTIC TRAIN)."""
+    xp = get_array_module(dtop)
+    num, channels, height, width = x_shape
+    size = num * channels * height * width
+    base = (xp.arange(num * channels) * (height * width)).reshape(num, channels, 1, 1)
+    flat = xp.where(mask >= 0, mask + base, size)  # −1 goes to a spare bin that is dropped
+    dx = xp.bincount(flat.ravel(), weights=dtop.ravel(), minlength=size + 1)[:size]
+    return dx.reshape(x_shape)
+
+
+def _ave_divisor(x_shape, kernel, pad, stride, out_size, dtype, xp=np):
+    """Caffe's pool_size: the window clipped to size + pad, before clipping to the image."""
+    sizes = []
+    for axis in (0, 1):
+        start = xp.arange(out_size[axis]) * stride[axis] - pad[axis]
+        sizes.append(xp.minimum(start + kernel[axis], x_shape[2 + axis] + pad[axis]) - start)
+    return (sizes[0][:, None] * sizes[1][None, :]).astype(dtype)
+
+
+def ave_pool(x, kernel, pad, stride, out_size, ws=None):
+    """AVE pooling: the window's input sum (padding adds 0) / Caffe's pool_size."""
+    xp = get_array_module(x)
+    total = _window_sum(window_view(x, kernel, pad, stride, 1, out_size, 0.0, ws))
+    return total / _ave_divisor(x.shape, kernel, pad, stride, out_size, x.dtype, xp)
+
+
+def ave_pool_backward(dtop, x_shape, kernel, pad, stride, ws=None):
+    """∂x of AVE pooling: top diff / pool_size spread over each window."""
+    xp = get_array_module(dtop)
+    grad = dtop / _ave_divisor(x_shape, kernel, pad, stride, dtop.shape[2:], dtop.dtype, xp)
+    windows = xp.broadcast_to(grad[:, :, None, None], grad.shape[:2] + tuple(kernel)
+                              + grad.shape[2:])  # (N, C, kh, kw, oh, ow), no copy
+    return col2im_windows(windows, x_shape, pad, stride, ws=ws)
+
+
+def stochastic_pool_train(x, kernel, stride, out_size, rng, ws=None):
+    """(top, mask): one input per window, drawn with probability a / Σa (inputs >= 0).
+
+    Caffe's draw: u ~ U(0, 1], pick the first cell whose running sum reaches u·Σa.
+    """
+    xp = get_array_module(x)
+    view = window_view(x, kernel, 0, stride, 1, out_size, 0.0, ws)
+    windows = view.reshape(view.shape[:4] + (-1,))  # (N, C, oh, ow, kh·kw), a copy
+    cumsum = windows.cumsum(axis=-1)
+    u = xp.asarray(1 - rng.random(cumsum.shape[:4]), dtype=x.dtype)
+    offset = (cumsum >= (u * cumsum[..., -1])[..., None]).argmax(axis=-1).astype(xp.int32)
+    top = xp.take_along_axis(windows, offset[..., None], axis=-1)[..., 0]
+    return top, _image_index(offset, x.shape, kernel, (0, 0), stride)
+
+
+def _stochastic_test_terms(x, kernel, stride, out_size, ws):
+    """(Σa + FLT_MIN, Σa²) per window."""
+    total = _window_sum(window_view(x, kernel, 0, stride, 1, out_size, 0.0, ws)) + FLT_MIN
+    squares = _window_sum(window_view(x * x, kernel, 0, stride, 1, out_size, 0.0, ws))
+    return total, squares
+
+
+def stochastic_pool_test(x, kernel, stride, out_size, ws=None):
+    """STOCHASTIC at test time: the probability-weighted average Σa² / Σa."""
+    total, squares = _stochastic_test_terms(x, kernel, stride, out_size, ws)
+    return squares / total
+
+
+def stochastic_pool_test_backward(dtop, x, kernel, stride, ws=None):
+    """∂x of Σa²/Σa: (2a − top)/Σa per window cell (Caffe has no test-time gradient)."""
+    total, squares = _stochastic_test_terms(x, kernel, stride, dtop.shape[2:], ws)
+    view = window_view(x, kernel, 0, stride, 1, dtop.shape[2:], 0.0, ws)
+    scale = (dtop / total)[..., None, None]
+    windows = scale * (2 * view - (squares / total)[..., None, None])  # (N, C, oh, ow, kh, kw)
+    return col2im_windows(windows.transpose(0, 1, 4, 5, 2, 3), x.shape, 0, stride, ws=ws)
+
+
+def _pair(param, name, default, layer):
+    """(h, w) from `name` or `name_h`+`name_w` (Caffe accepts one form, not both)."""
+    has = param.HasField
+    field = "kernel_size" if name == "kernel" else name
+    if has(f"{name}_h") or has(f"{name}_w"):
+        if has(field) or not (has(f"{name}_h") and has(f"{name}_w")):
+            raise layer.error(f"pooling_param: give {field}, or both {name}_h and {name}_w")
+        return int(getattr(param, f"{name}_h")), int(getattr(param, f"{name}_w"))
+    if not has(field) and default is None:
+        raise layer.error("pooling_param needs kernel_size (or kernel_h and kernel_w), "
+                          "or global_pooling: true")
+    value = int(getattr(param, field)) if has(field) else default
+    return value, value
+
+
+@register_layer("Pooling")
+class PoolingLayer(Layer):
+    """MAX, AVE or STOCHASTIC pooling of a 4-D bottom (N, C, H, W) -> top (N, C, oh, ow).
+
+    oh = ceil((H + 2·pad − kernel)/stride) + 1 (floor with round_mode FLOOR), minus one when
+    pad > 0 and the last window would start at or past H + pad. MAX may have top[1], the
+    argmax mask h·W + w as float. AVE divides by the window clipped to H + pad (padding counts,
+    the ceil overhang does not). STOCHASTIC (GPU-only in Caffe; no padding) samples in TRAIN
+    and takes Σa²/Σa in TEST, whose exact gradient backward gives. global_pooling sets the
+    kernel to H×W at every reshape.
+    """
+
+    exact_num_bottom_blobs = 1
+    min_top_blobs = 1
+    max_top_blobs = 2
+
+    def layer_setup(self, bottom, top):
+        param = self.layer_param.pooling_param
+        self.method = param.pool
+        if len(top) > 1 and self.method != P.MAX:
+            raise self.error("only MAX pooling has a second top (the argmax mask)")
+        self.global_pooling = param.global_pooling
+        if self.global_pooling:
+            if any(param.HasField(f) for f in ("kernel_size", "kernel_h", "kernel_w")):
+                raise self.error("with global_pooling the kernel is the input size: remove "
+                                 "kernel_size/kernel_h/kernel_w")
+            self.kernel = None
+        else:
+            self.kernel = _pair(param, "kernel", None, self)
+            if min(self.kernel) <= 0:
+                raise self.error(f"kernel dimensions must be nonzero, got {self.kernel}")
+        self.pad = _pair(param, "pad", 0, self)
+        self.stride = _pair(param, "stride", 1, self)
+        if min(self.stride) <= 0:
+            raise self.error(f"stride must be nonzero, got {self.stride}")
+        if self.global_pooling and (self.pad != (0, 0) or self.stride != (1, 1)):
+            raise self.error("global_pooling needs pad 0 and stride 1")
+        if max(self.pad) > 0:
+            if self.method not in (P.MAX, P.AVE):
+                raise self.error("padding is implemented only for MAX and AVE pooling")
+            if self.pad[0] >= self.kernel[0] or self.pad[1] >= self.kernel[1]:
+                raise self.error(f"pad {self.pad} must be smaller than the kernel {self.kernel}")
+        self.ceil_mode = param.round_mode == P.CEIL
+        self.ws = Workspace()
+        self.mask = None
+
+    def reshape(self, bottom, top):
+        if bottom[0].num_axes != 4:
+            raise self.error(f"bottom must have 4 axes (num, channels, height, width); got "
+                             f"{bottom[0].shape}")
+        num, channels, height, width = bottom[0].shape
+        if self.global_pooling:
+            self.kernel = (height, width)
+        self.out_size = tuple(pool_out_size(size, k, p, s, self.ceil_mode) for size, k, p, s
+                              in zip((height, width), self.kernel, self.pad, self.stride))
+        if min(self.out_size) <= 0:
+            raise self.error(f"kernel {self.kernel} does not fit the input {height}x{width} "
+                             f"with pad {self.pad} and stride {self.stride}")
+        for blob in top:
+            blob.reshape((num, channels) + self.out_size)
+
+    def forward(self, bottom, top):
+        x, geometry = bottom[0].data, (self.kernel, self.pad, self.stride, self.out_size)
+        if self.method == P.MAX:
+            top[0].data[...], self.mask = max_pool(x, *geometry, ws=self.ws)
+            if len(top) > 1:
+                top[1].data[...] = self.mask
+        elif self.method == P.AVE:
+            top[0].data[...] = ave_pool(x, *geometry, ws=self.ws)
+        elif self.phase == pb.TRAIN:
+            top[0].data[...], self.mask = stochastic_pool_train(
+                x, self.kernel, self.stride, self.out_size, self.rng, ws=self.ws)
+        else:
+            top[0].data[...] = stochastic_pool_test(x, self.kernel, self.stride, self.out_size,
+                                                    ws=self.ws)
+
+    def backward(self, top, propagate_down, bottom):
+        if not propagate_down[0]:
+            return
+        dtop, shape = top[0].diff, bottom[0].shape
+        if self.method == P.AVE:
+            dx = ave_pool_backward(dtop, shape, self.kernel, self.pad, self.stride, ws=self.ws)
+        elif self.method == P.STOCHASTIC and self.phase != pb.TRAIN:
+            dx = stochastic_pool_test_backward(dtop, bottom[0].data, self.kernel, self.stride,
+                                               ws=self.ws)
+        else:
+            dx = scatter_to_mask(dtop, self.mask, shape)
+        bottom[0].diff[...] = dx
