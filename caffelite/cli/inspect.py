@@ -1,0 +1,13 @@
+"""`caffelite inspect FILE`: what a config, .caffemodel, .solverstate, .binaryproto or .h5 holds."""
+import click
+
+from ..inspect import inspect_file
+
+
+@click.command(name="inspect")
+@click.argument("file", type=click.Path(dir_okay=False))
+def command(file):
+    """Recognise FILE by its content (net or solver config in any syntax, .caffemodel,
+    .solverstate, .binaryproto, HDF5 snapshot) and summarise it: layers, blob shapes,
+    parameter counts, iteration, history, and what to do with it."""
+    click.echo(inspect_file(file).text())
