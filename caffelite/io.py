@@ -7,7 +7,7 @@ from google.protobuf.message import DecodeError
 
 from .backend import to_numpy
 from .blob import proto_shape, shapes_match
-from .errors import WeightsError
+from .errors import CaffeliteError, WeightsError
 from .proto import caffelite_pb2 as pb
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -161,26 +161,46 @@ def load_caffemodel(path):
     try:
         param.ParseFromString(raw)
     except DecodeError as exc:
+        hint = _solverstate_hint(raw)
+        if hint:
+            raise WeightsError(f"{path}: not a .caffemodel: {hint}") from None
         raise WeightsError(f"{path}: not a valid .caffemodel (truncated? a text .prototxt?): "
                            f"{exc}") from None
     if len(param.layers):
         param = _upgrade_v1(param, path)
     if not len(param.layer):
-        hint = " (a .solverstate? pass it to --snapshot / Solver.restore)" if raw else ""
-        raise WeightsError(f"{path}: not a valid .caffemodel: it holds no layers{hint}")
+        hint = _solverstate_hint(raw)
+        raise WeightsError(f"{path}: not a .caffemodel: {hint}" if hint else
+                           f"{path}: not a valid .caffemodel: it holds no layers")
     return param
 
 
+def _solverstate_hint(raw):
+    """The classic mix-up: a .solverstate given where a .caffemodel belongs."""
+    state = pb.SolverState()
+    try:
+        state.ParseFromString(raw)
+    except DecodeError:
+        return ""
+    if not (state.learned_net and len(state.history)):
+        return ""
+    return (f"it is a .solverstate of iteration {state.iter}; its weights are in "
+            f"{state.learned_net}, and the state itself goes to --snapshot / Solver.restore")
+
+
 def _upgrade_v1(param, path):
-    """V1 `layers` -> `layer`. Weights only need names and blobs; the full upgrade (types,
-    param specs) comes from caffelite.upgrade when it can run."""
+    """V1 `layers` -> `layer`. Weights only need names and blobs, which is what remains when
+    the full upgrade (types, param specs) cannot run."""
+    count = len(param.layers)
     try:
         from .upgrade import upgrade_net_param
 
-        upgraded = upgrade_net_param(param, path)
-        if len(upgraded.layer) == len(param.layers):
+        upgraded = pb.NetParameter()
+        upgraded.CopyFrom(param)
+        upgraded = upgrade_net_param(upgraded, path)
+        if len(upgraded.layer) == count:
             return upgraded
-    except ImportError:
+    except (ImportError, KeyError, CaffeliteError):
         pass
     out = pb.NetParameter(name=param.name)
     for v1 in param.layers:

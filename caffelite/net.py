@@ -62,10 +62,10 @@ class Net:
         if isinstance(model, pb.NetParameter):
             param = pb.NetParameter()
             param.CopyFrom(model)
-            if len(param.layers) or len(param.input):  # V1 layers or net-level inputs
-                from .upgrade import upgrade_net_param
+            from .upgrade import net_needs_upgrade, upgrade_net_param
 
-                param = upgrade_net_param(param, "NetParameter")
+            if net_needs_upgrade(param):  # V1 layers, net-level inputs ... (files are upgraded
+                param = upgrade_net_param(param, f"NetParameter '{param.name}'")  # on reading)
             return param
         if isinstance(model, (str, os.PathLike)):
             from .config import read_net_param, resolve_net_paths
