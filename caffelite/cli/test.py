@@ -48,7 +48,7 @@ def score(net, iterations):
 
 @click.command(name="test")
 @click.option("--model", required=True, metavar="NET",
-              help="The net (.prototxt/.yaml/.json) whose TEST phase is scored.")
+              help="The net (.prototxt/.yaml/.json) to score, built in --phase.")
 @click.option("--weights", required=True, metavar="W.caffemodel[,W2]",
               help="Trained weights, loaded by layer name.")
 @click.option("--iterations", type=click.IntRange(min=1), default=50, show_default=True,

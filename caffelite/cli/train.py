@@ -143,7 +143,7 @@ def read_solver_config(path):
 
 
 @click.command(name="train")
-@click.argument("config", required=False, metavar="CONFIG")
+@click.argument("config", required=False, metavar="[CONFIG]")
 @click.option("--solver", "solver_option", metavar="CONFIG",
               help="The solver config (Caffe's flag; same as the CONFIG argument).")
 @click.option("--snapshot", metavar="X.solverstate",
