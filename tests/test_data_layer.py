@@ -211,7 +211,7 @@ def test_configuration_errors_name_the_layer(colour, tmp_path, transform, extra,
 
 
 def test_source_and_batch_errors(tmp_path):
-    with pytest.raises(NetError, match=r"layer 'mnist' \(Data\).*no such file.*caffelite://"):
+    with pytest.raises(NetError, match=r"\(Data\).*no such file \(LMDB and LevelDB.*caffelite://"):
         data_layer("examples/mnist/mnist_train_lmdb", 64)
     with pytest.raises(NetError, match="batch_size must be a positive"):
         data_layer("caffelite://mnist10k/test", 0)

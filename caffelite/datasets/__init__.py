@@ -55,7 +55,8 @@ def _load_npz(path):
             f"{path} is a directory (an LMDB or LevelDB database?); those backends are not "
             f"supported yet: {describe_sources()}")
     if not os.path.isfile(path):
-        raise CaffeliteError(f"{path}: no such file; {describe_sources()}")
+        hint = "" if path.endswith(".npz") else " (LMDB and LevelDB databases are not read yet)"
+        raise CaffeliteError(f"{path}: no such file{hint}; {describe_sources()}")
     try:
         npz = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
