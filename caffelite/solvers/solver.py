@@ -450,6 +450,7 @@ class Solver:
         model_path = snap.snapshot_filename(prefix, self.iter, ".caffemodel")
         state_path = snap.snapshot_filename(prefix, self.iter, ".solverstate")
         logger.info("Snapshotting to binary proto file %s", model_path)
+        os.makedirs(os.path.dirname(model_path) or ".", exist_ok=True)  # snapshot() by hand
         snap.save_caffemodel(self.net, model_path, write_diff=self.param.snapshot_diff)
         logger.info("Snapshotting solver state to binary proto file %s", state_path)
         # The sidecar goes first: a .solverstate on disk always has its companions.
