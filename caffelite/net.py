@@ -35,7 +35,8 @@ class Net:
 
     def __init__(self, model, phase=None, weights=None, level=None, stages=(), *, rng=None,
                  dtype=np.float32):
-        if isinstance(phase, (str, os.PathLike)) and str(phase).upper() not in _PHASES:
+        if isinstance(phase, os.PathLike) or (isinstance(phase, str) and ("." in phase or
+                                                                         os.sep in phase)):
             phase, weights = weights, phase  # pycaffe's legacy Net(model, weights, phase)
         self.dtype = np.dtype(dtype)
         self.rng = rng if rng is not None else make_rng(int(default_rng().integers(2**63)))
