@@ -4,8 +4,15 @@ import itertools
 import numpy as np
 import pytest
 
-from caffelite.im2col import (Workspace, col2im, conv_out_size, deconv_out_size, im2col,
-                              pool_out_size, window_view)
+from caffelite.im2col import (
+    Workspace,
+    col2im,
+    conv_out_size,
+    deconv_out_size,
+    im2col,
+    pool_out_size,
+    window_view,
+)
 from tests.reference.conv_naive import im2col_naive
 from tests.reference.pool_naive import pooled_size
 

@@ -1,4 +1,4 @@
-"""Convolution: naive loop and PyTorch (forward and autograd) references, gradient checks, errors."""
+"""Convolution: naive loop and PyTorch references (forward, autograd), gradient checks, errors."""
 import numpy as np
 import pytest
 

@@ -1,6 +1,5 @@
 """Naive loop references for convolution: Caffe's im2col_cpu and direct conv/deconv sums."""
 import itertools
-import math
 
 import numpy as np
 
@@ -31,7 +30,7 @@ def im2col_naive(img, kernel, pad, stride, dilation):
 
 
 def conv_naive(x, weight, bias, stride, pad, dilation, group=1):
-    """Direct N-D convolution sum: y[n, o, p] = Σ_{c,k} w[o, c, k]·x[n, g·C/G + c, p·s − pad + k·d]."""
+    """Direct N-D convolution: y[n, o, p] = Σ_{c,k} w[o, c, k]·x[n, g·C/G + c, p·s − pad + k·d]."""
     num, channels = x.shape[:2]
     spatial = x.shape[2:]
     nsp = len(spatial)
@@ -58,7 +57,7 @@ def conv_naive(x, weight, bias, stride, pad, dilation, group=1):
 
 
 def deconv_naive(x, weight, bias, stride, pad, dilation, group=1):
-    """Direct N-D transposed convolution: each input cell scatters w[c, o, k]·x into p·s − pad + k·d."""
+    """Direct N-D transposed convolution: input cell p adds w[c, o, k]·x to p·s − pad + k·d."""
     num, channels = x.shape[:2]
     spatial = x.shape[2:]
     nsp = len(spatial)
@@ -83,7 +82,3 @@ def deconv_naive(x, weight, bias, stride, pad, dilation, group=1):
     if bias is not None:
         y += bias.reshape((1, -1) + (1,) * nsp)
     return y
-
-
-def fan_in_std(shape):
-    return 1.0 / math.sqrt(int(np.prod(shape[1:])))

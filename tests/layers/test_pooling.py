@@ -1,0 +1,283 @@
+"""Pooling: Caffe's loops (tests/reference), PyTorch where it agrees, Caffe's hand cases."""
+import numpy as np
+import pytest
+
+from caffelite.blob import Blob
+from caffelite.errors import NetError
+from caffelite.layer import TEST, TRAIN
+from tests.gradient_check import blob_from, check_gradient, make_layer
+from tests.reference.pool_naive import (
+    FLT_MAX,
+    ave_pool_naive,
+    max_pool_naive,
+    stochastic_test_naive,
+    window_bounds,
+)
+
+F64 = np.float64
+
+
+def pool_layer(method, kernel=None, stride=(1, 1), pad=(0, 0), floor=False, phase=TRAIN,
+               extra=""):
+    text = f"type: 'Pooling' pooling_param {{ pool: {method} {extra} "
+    if kernel:
+        text += f"kernel_h: {kernel[0]} kernel_w: {kernel[1]} "
+    text += f"stride_h: {stride[0]} stride_w: {stride[1]} pad_h: {pad[0]} pad_w: {pad[1]} "
+    text += "round_mode: FLOOR }" if floor else "}"
+    return make_layer(text, phase=phase)
+
+
+def run(layer, x, tops=1):
+    bottom, top = [blob_from(x)], [Blob(dtype=F64) for _ in range(tops)]
+    layer.setup(bottom, top)
+    layer.forward(bottom, top)
+    return bottom, top
+
+
+def distinct(rng, shape):
+    """Values at least 0.1 apart, so a ±1e-2 step never changes a window's maximum."""
+    return rng.permutation(int(np.prod(shape))).reshape(shape) * 0.1 - 1.0
+
+
+SWEEP = [  # N, C, H, W, kernel, stride, pad, floor
+    (2, 3, 7, 8, (3, 2), (2, 3), (1, 1), False),
+    (2, 3, 6, 6, (2, 2), (2, 2), (0, 0), False),
+    (1, 2, 5, 7, (3, 3), (2, 2), (2, 1), False),  # pad > kernel/2: Caffe allows pad < kernel
+    (1, 2, 7, 8, (3, 2), (2, 3), (1, 1), True),
+    (2, 2, 9, 9, (3, 3), (2, 2), (1, 1), False),
+    (1, 2, 6, 6, (6, 6), (1, 1), (0, 0), False),
+    (2, 1, 4, 5, (5, 5), (2, 2), (0, 0), False),  # kernel larger than the input, ceil -> 1
+    (1, 2, 10, 10, (4, 3), (3, 1), (2, 1), False),
+]
+
+
+@pytest.mark.parametrize("case", SWEEP)
+def test_max_matches_caffe_loop(case, rng):
+    n, c, h, w, kernel, stride, pad, floor = case
+    x = rng.normal(size=(n, c, h, w))
+    _, top = run(pool_layer("MAX", kernel, stride, pad, floor), x, tops=2)
+    ref, mask = max_pool_naive(x, kernel, pad, stride, not floor)
+    np.testing.assert_array_equal(top[0].data, ref)
+    np.testing.assert_array_equal(top[1].data, mask)
+
+
+@pytest.mark.parametrize("case", SWEEP)
+def test_ave_matches_caffe_loop(case, rng):
+    n, c, h, w, kernel, stride, pad, floor = case
+    x = rng.normal(size=(n, c, h, w))
+    _, top = run(pool_layer("AVE", kernel, stride, pad, floor), x)
+    np.testing.assert_allclose(top[0].data, ave_pool_naive(x, kernel, pad, stride, not floor),
+                               rtol=1e-13, atol=1e-14)
+
+
+TORCH_SWEEP = [case for case in SWEEP if max(np.array(case[6]) * 2 - case[4]) <= 0]
+
+
+@pytest.mark.parametrize("method", ["MAX", "AVE"])
+@pytest.mark.parametrize("case", TORCH_SWEEP)
+def test_forward_and_backward_match_pytorch(case, method, rng):
+    """PyTorch's ceil_mode and count_include_pad follow Caffe where pad <= kernel/2."""
+    torch = pytest.importorskip("torch", reason="PyTorch oracle not installed")
+    F = torch.nn.functional
+    n, c, h, w, kernel, stride, pad, floor = case
+    x = rng.normal(size=(n, c, h, w))
+    layer = pool_layer(method, kernel, stride, pad, floor)
+    bottom, top = run(layer, x)
+    xt = torch.tensor(x, requires_grad=True)
+    if method == "MAX":
+        yt = F.max_pool2d(xt, kernel, stride, pad, ceil_mode=not floor)
+        np.testing.assert_array_equal(top[0].data, yt.detach().numpy())
+    else:
+        yt = F.avg_pool2d(xt, kernel, stride, pad, ceil_mode=not floor, count_include_pad=True)
+        np.testing.assert_allclose(top[0].data, yt.detach().numpy(), rtol=1e-12, atol=1e-14)
+    dy = rng.normal(size=top[0].shape)
+    yt.backward(torch.tensor(dy))
+    top[0].diff[...] = dy
+    bottom[0].diff[...] = 7  # bottom diffs are overwritten
+    layer.backward(top, [True], bottom)
+    np.testing.assert_allclose(bottom[0].diff, xt.grad.numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_caffe_forward_max_with_mask():
+    """Caffe's TestForwardMax (2x2 kernel, stride 1) with its expected top and mask."""
+    x = np.array([[1, 2, 5, 2, 3], [9, 4, 1, 4, 8], [1, 2, 5, 2, 3]], F64)
+    _, top = run(pool_layer("MAX", (2, 2)), np.tile(x, (2, 2, 1, 1)), tops=2)
+    np.testing.assert_array_equal(top[0].data[1, 1], [[9, 5, 5, 8], [9, 5, 5, 8]])
+    np.testing.assert_array_equal(top[1].data[0, 0], [[5, 2, 2, 9], [5, 12, 12, 9]])
+
+
+def test_caffe_forward_max_padded():
+    """Caffe's TestForwardMaxPadded: kernel 3, stride 2, pad 2 on a 3x3 input."""
+    x = np.array([[1, 2, 4], [2, 3, 2], [4, 2, 1]], F64)
+    _, top = run(pool_layer("MAX", (3, 3), (2, 2), (2, 2)), x[None, None])
+    np.testing.assert_array_equal(top[0].data[0, 0], [[1, 4, 4], [4, 4, 4], [4, 4, 1]])
+
+
+def test_caffe_forward_ave_padded():
+    """Caffe's TestForwardAve: constant 2, kernel 3, stride 1, pad 1: padding counts."""
+    _, top = run(pool_layer("AVE", (3, 3), (1, 1), (1, 1)), np.full((1, 1, 3, 3), 2.0))
+    np.testing.assert_allclose(top[0].data[0, 0], [[8 / 9, 4 / 3, 8 / 9], [4 / 3, 2, 4 / 3],
+                                                   [8 / 9, 4 / 3, 8 / 9]], rtol=1e-15)
+
+
+def test_ave_divisor_is_clipped_to_size_plus_pad():
+    """1x4 input, kernel 3, stride 2, pad 1: windows [-1,2), [1,4), [3,5); the last has divisor
+    2 (cell 4 is padding, cell 5 is past size + pad) and holds only x[3]."""
+    x = np.array([[[[1.0, 2.0, 3.0, 4.0]]]])
+    _, top = run(pool_layer("AVE", (1, 3), (1, 2), (0, 1)), x)
+    np.testing.assert_allclose(top[0].data[0, 0, 0], [3 / 3, 9 / 3, 4 / 2])
+
+
+def test_last_window_rule_where_pytorch_differs():
+    """Without padding Caffe keeps a last window that starts past the image (stride > kernel):
+    MAX gives -FLT_MAX and mask -1 there; PyTorch drops that window."""
+    x = np.arange(6.0).reshape(1, 1, 1, 6)
+    _, top = run(pool_layer("MAX", (1, 2), (1, 3)), x, tops=2)
+    np.testing.assert_array_equal(top[0].data[0, 0, 0], [1, 4, -FLT_MAX])
+    np.testing.assert_array_equal(top[1].data[0, 0, 0], [1, 4, -1])
+    # with pad the rule drops a window starting at or past size + pad: 5 wide, k2 s3 p1
+    _, top = run(pool_layer("MAX", (1, 2), (1, 3), (0, 1)), x[..., :5], tops=2)
+    np.testing.assert_array_equal(top[0].data[0, 0, 0], [0, 3])
+
+
+def test_first_maximum_wins_on_ties():
+    x = np.array([[[[3.0, 3.0], [3.0, 1.0]]]])
+    bottom, top = run(pool_layer("MAX", (2, 2)), x, tops=2)
+    assert top[1].data[0, 0, 0, 0] == 0
+    x = np.array([[[[0.0, 1.0, 1.0], [1.0, 0.0, 0.0]]]])
+    bottom, top = run(pool_layer("MAX", (2, 3)), x, tops=2)
+    assert top[1].data[0, 0, 0, 0] == 1  # h-then-w order: (0, 1) before (0, 2) and (1, 0)
+
+
+@pytest.mark.parametrize("method", ["MAX", "AVE"])
+def test_global_pooling_follows_the_input_size(method, rng):
+    layer = make_layer(f"type: 'Pooling' pooling_param {{ pool: {method} global_pooling: true }}")
+    x = rng.normal(size=(2, 3, 4, 5))
+    bottom, top = run(layer, x)
+    want = x.max(axis=(2, 3)) if method == "MAX" else x.mean(axis=(2, 3))
+    np.testing.assert_allclose(top[0].data[:, :, 0, 0], want, rtol=1e-14)
+    bottom[0].reshape(2, 3, 6, 3)
+    bottom[0].data[...] = x2 = rng.normal(size=(2, 3, 6, 3))
+    layer.reshape(bottom, top)
+    layer.forward(bottom, top)
+    want = x2.max(axis=(2, 3)) if method == "MAX" else x2.mean(axis=(2, 3))
+    np.testing.assert_allclose(top[0].data[:, :, 0, 0], want, rtol=1e-14)
+    check_gradient(layer, [blob_from(distinct(rng, (2, 2, 3, 3)))], [Blob(dtype=F64)])
+
+
+@pytest.mark.parametrize("kernel, stride, pad", [((3, 3), (2, 2), (1, 1)),
+                                                 ((2, 3), (1, 2), (0, 1)),
+                                                 ((3, 2), (2, 1), (2, 0))])
+def test_gradient_max(kernel, stride, pad, rng):
+    layer = pool_layer("MAX", kernel, stride, pad)
+    check_gradient(layer, [blob_from(distinct(rng, (2, 2, 5, 4)))], [Blob(dtype=F64)])
+
+
+def test_gradient_max_with_top_mask(rng):
+    layer = pool_layer("MAX", (3, 2), (2, 1), (1, 1))
+    check_gradient(layer, [blob_from(distinct(rng, (2, 2, 4, 5)))],
+                   [Blob(dtype=F64), Blob(dtype=F64)], top_id=None)
+
+
+@pytest.mark.parametrize("kernel, stride, pad", [((3, 3), (2, 2), (1, 1)),
+                                                 ((2, 3), (1, 2), (0, 1)),
+                                                 ((3, 2), (2, 1), (2, 0)),
+                                                 ((4, 4), (1, 1), (0, 0))])
+def test_gradient_ave(kernel, stride, pad, rng):
+    layer = pool_layer("AVE", kernel, stride, pad)
+    check_gradient(layer, [blob_from(rng.normal(size=(2, 2, 5, 4)))], [Blob(dtype=F64)])
+
+
+# --- STOCHASTIC ---------------------------------------------------------------------------
+
+def test_stochastic_train_picks_window_elements(rng):
+    x = rng.uniform(0.1, 1.0, size=(2, 3, 7, 6))
+    layer = pool_layer("STOCHASTIC", (3, 3), (2, 2))
+    _, top = run(layer, x)
+    assert top[0].shape == (2, 3, 3, 3)
+    bounds = window_bounds(7, 6, (3, 3), stride=(2, 2))
+    for (y, xx), (h0, h1, w0, w1) in bounds.items():
+        window = x[:, :, h0:h1, w0:w1].reshape(2, 3, -1)
+        assert np.all((window == top[0].data[:, :, y, xx, None]).any(axis=-1))
+        # the recorded index is the element's flat h·W + w
+        mask = layer.mask[:, :, y, xx]
+        h, w = mask // 6, mask % 6
+        assert np.all((h >= h0) & (h < h1) & (w >= w0) & (w < w1))
+        np.testing.assert_array_equal(np.take_along_axis(
+            x.reshape(2, 3, -1), mask[..., None], -1)[..., 0], top[0].data[:, :, y, xx])
+
+
+def test_stochastic_train_frequencies_follow_a_over_sum(rng):
+    window = np.array([[0.0, 1.0], [3.0, 4.0]])  # p = 0, 1/8, 3/8, 4/8
+    x = np.tile(window, (1, 5000, 1, 1))
+    counts = np.zeros(4)
+    for seed in range(4):
+        layer = make_layer("type: 'Pooling' pooling_param { pool: STOCHASTIC kernel_size: 2 "
+                           "stride: 2 }", seed=seed)
+        _, top = run(layer, x)
+        counts += np.bincount(layer.mask.ravel(), minlength=4)
+        np.testing.assert_array_equal(top[0].data.ravel(), window.ravel()[layer.mask.ravel()])
+    np.testing.assert_allclose(counts / counts.sum(), [0, 1 / 8, 3 / 8, 4 / 8], atol=0.01)
+    assert counts[0] == 0  # a zero is never drawn
+
+
+def test_stochastic_train_repeats_with_the_same_seed(rng):
+    x = rng.uniform(0, 1, size=(2, 3, 8, 8))
+    tops = []
+    for seed in (5, 5, 6):
+        _, top = run(make_layer("type: 'Pooling' pooling_param { pool: STOCHASTIC "
+                                "kernel_size: 3 stride: 2 }", seed=seed), x)
+        tops.append(top[0].data.copy())
+    np.testing.assert_array_equal(tops[0], tops[1])
+    assert not np.array_equal(tops[0], tops[2])
+
+
+def test_stochastic_test_is_the_probability_weighted_average(rng):
+    x = np.array([[[[1.0, 2.0, 0.0], [3.0, 4.0, 0.0], [0.0, 0.0, 0.0]]]])
+    _, top = run(pool_layer("STOCHASTIC", (2, 2), (2, 2), phase=TEST), x)
+    # windows: {1,2,3,4} -> 30/10; {0,0} -> 0 (the FLT_MIN start avoids 0/0); {0,0}; {0}
+    np.testing.assert_allclose(top[0].data[0, 0], [[3.0, 0.0], [0.0, 0.0]])
+    x = rng.uniform(0, 1, size=(2, 3, 7, 8))
+    _, top = run(pool_layer("STOCHASTIC", (3, 2), (2, 3), phase=TEST), x)
+    np.testing.assert_allclose(top[0].data, stochastic_test_naive(x, (3, 2), (2, 3)),
+                               rtol=1e-13)
+
+
+def test_gradient_stochastic_train(rng):
+    """The sampled element's gradient is the top diff (the checker reseeds every forward)."""
+    layer = pool_layer("STOCHASTIC", (3, 3), (2, 2))
+    check_gradient(layer, [blob_from(rng.uniform(0.1, 1, size=(2, 2, 5, 5)))],
+                   [Blob(dtype=F64)], step=1e-4, threshold=1e-2)
+
+
+def test_gradient_stochastic_test(rng):
+    layer = pool_layer("STOCHASTIC", (3, 2), (2, 1), phase=TEST)
+    check_gradient(layer, [blob_from(rng.uniform(0.1, 1, size=(2, 2, 5, 4)))], [Blob(dtype=F64)])
+
+
+# --- errors -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, shape, tops, message", [
+    ("kernel_size: 3 pad: 3", (1, 1, 5, 5), 1, "smaller than the kernel"),
+    ("pool: STOCHASTIC kernel_size: 3 pad: 1", (1, 1, 5, 5), 1, "only for MAX and AVE"),
+    ("global_pooling: true kernel_size: 2", (1, 1, 5, 5), 1, "remove kernel_size"),
+    ("global_pooling: true stride: 2", (1, 1, 5, 5), 1, "pad 0 and stride 1"),
+    ("kernel_size: 2 kernel_h: 2 kernel_w: 2", (1, 1, 5, 5), 1, "not both|or both"),
+    ("kernel_h: 2", (1, 1, 5, 5), 1, "both kernel_h and kernel_w"),
+    ("pad: 1", (1, 1, 5, 5), 1, "needs kernel_size"),
+    ("kernel_size: 2 stride: 0", (1, 1, 5, 5), 1, "stride must be nonzero"),
+    ("kernel_size: 2", (1, 5, 5), 1, "4 axes"),
+    ("pool: AVE kernel_size: 2", (1, 1, 5, 5), 2, "only MAX pooling has a second top"),
+    ("kernel_size: 6 round_mode: FLOOR", (1, 1, 5, 5), 1, "does not fit"),
+])
+def test_errors_name_the_layer(text, shape, tops, message):
+    layer = make_layer("name: 'pool1' type: 'Pooling' pooling_param { " + text + " }")
+    with pytest.raises(NetError, match=message) as info:
+        layer.setup([Blob(shape, F64)], [Blob(dtype=F64) for _ in range(tops)])
+    assert "layer 'pool1' (Pooling)" in str(info.value)
+
+
+def test_three_tops_are_refused():
+    layer = make_layer("type: 'Pooling' pooling_param { kernel_size: 2 }")
+    with pytest.raises(NetError, match="at most 2"):
+        layer.setup([Blob((1, 1, 4, 4), F64)], [Blob(), Blob(), Blob()])
