@@ -26,7 +26,7 @@ _LAYER_KEYS = ("layer", "layers")
 _FD = pb.NetParameter.DESCRIPTOR.fields_by_name["name"]  # for the CPPTYPE_* constants
 _INT_RANGES = {_FD.CPPTYPE_INT32: (-2**31, 2**31 - 1), _FD.CPPTYPE_UINT32: (0, 2**32 - 1),
                _FD.CPPTYPE_INT64: (-2**63, 2**63 - 1), _FD.CPPTYPE_UINT64: (0, 2**64 - 1)}
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
+_FLOAT32_OVERFLOW = 2.0**128 - 2.0**103  # halfway from FLT_MAX to 2**128: rounds to inf
 _NAMED_FLOATS = {"inf": math.inf, "+inf": math.inf, ".inf": math.inf, "infinity": math.inf,
                  "-inf": -math.inf, "-.inf": -math.inf, "-infinity": -math.inf,
                  "nan": math.nan, ".nan": math.nan}
@@ -400,9 +400,13 @@ class Normaliser:
                 return "NaN"
             if math.isinf(number):
                 return "Infinity" if number > 0 else "-Infinity"
-            if kind == field.CPPTYPE_FLOAT and abs(number) > _FLOAT32_MAX:
-                raise self._bad(field, f"{number} is too large for a float", path, layer,
-                                parent, descriptor)
+            if kind == field.CPPTYPE_FLOAT:
+                if abs(number) >= _FLOAT32_OVERFLOW:
+                    raise self._bad(field, f"{number} is too large for a float", path, layer,
+                                    parent, descriptor)
+                # The float32 value itself: ParseDict refuses "3.4028235e+38" (FLT_MAX written
+                # shortest), whose double is a hair above FLT_MAX.
+                number = float(np.float32(number))
             return number
         if isinstance(value, Plain) and value.text:
             return value.text
