@@ -3,7 +3,7 @@ poly, sigmoid (SGDSolver::GetLearningRate)."""
 import math
 
 from ..errors import SolverError
-from ..registry import LR_POLICIES
+from ..registry import LR_POLICIES, suggest
 
 # Each policy is `policy(param, it, current_step) -> (rate, current_step)`: `it` is the number of
 # updates done so far (the iter *before* the increment) and current_step is the solver state that
@@ -62,6 +62,14 @@ def learning_rate(param, it, current_step):
     return LR_POLICIES.get(param.lr_policy)(param, it, current_step)
 
 
+def did_you_mean(name, names):
+    """"; did you mean 'x'?": a case-only difference first ('sgd' -> 'SGD'), then the closest."""
+    by_lower = {n.lower(): n for n in names}
+    if str(name).lower() in by_lower:
+        return f"; did you mean '{by_lower[str(name).lower()]}'?"
+    return suggest(name, names)
+
+
 def check_lr_policy(param, where="solver"):
     """SolverError for an unknown policy or parameters Caffe would reject mid-training."""
     policy = param.lr_policy
@@ -69,10 +77,8 @@ def check_lr_policy(param, where="solver"):
         raise SolverError(f"{where}: lr_policy is not set; choose one of "
                           f"{', '.join(LR_POLICIES.names())}")
     if policy not in LR_POLICIES:
-        try:
-            LR_POLICIES.get(policy)
-        except KeyError as exc:
-            raise SolverError(f"{where}: {exc.args[0]}") from None
+        raise SolverError(f"{where}: unknown lr_policy '{policy}'"
+                          f"{did_you_mean(policy, LR_POLICIES.names())}")
     if policy == "step" and param.stepsize <= 0:
         raise SolverError(f"{where}: lr_policy 'step' needs stepsize > 0 (got {param.stepsize})")
     if policy in ("step", "exp", "inv") and param.gamma < 0:

@@ -325,14 +325,11 @@ class Solver:
     def _log_outputs(self, net, kind, scores):
         """Log `<kind> net output #k: name = v (* w = l loss)` per output element; returns
         {name: value} (a float for one element, else an array)."""
-        weights = net.blob_loss_weights
-        names = list(net.blobs)
         results, index = OrderedDict(), 0
         for name in net.outputs:
             values = to_numpy(net.blobs[name].data) if scores is None else scores[name]
             values = np.asarray(values, dtype=np.float64)
-            weight = weights.get(name, 0.0) if hasattr(weights, "get") else \
-                weights[names.index(name)]
+            weight = net.blob_loss_weights.get(name, 0.0)
             for value in values.ravel():
                 loss = f" (* {_g(weight)} = {_g(weight * value)} loss)" if weight else ""
                 logger.info("    %s net output #%d: %s = %s%s", kind, index, name, _g(value), loss)
@@ -594,7 +591,8 @@ def _load_param(param, solver_file=None):
 
 def solver_class(type_name, source="solver"):
     """The registered class of a solver type; SolverError with a did-you-mean otherwise."""
-    try:
-        return SOLVERS.get(type_name)
-    except KeyError as exc:
-        raise SolverError(f"{source}: {exc.args[0]}") from None
+    if type_name not in SOLVERS:
+        raise SolverError(f"{source}: unknown solver type '{type_name}'"
+                          f"{lr_policy.did_you_mean(type_name, SOLVERS.names())}; the types are "
+                          f"{', '.join(SOLVERS.names())}")
+    return SOLVERS.get(type_name)

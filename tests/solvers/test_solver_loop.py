@@ -64,6 +64,8 @@ def test_unknown_type_suggests_the_closest(regression):
     ({"type": "RMSProp", "momentum": 0.9}, "momentum cannot be used with RMSProp"),
     ({"type": "RMSProp", "rms_decay": 1.0}, r"rms_decay must lie in \[0, 1\)"),
     ({"lr_policy": "fixd"}, "did you mean 'fixed'"),
+    ({"lr_policy": "INV"}, "did you mean 'inv'"),
+    ({"type": "sgd"}, "unknown solver type 'sgd'; did you mean 'SGD'"),
     ({"regularization_type": "L3"}, "regularization_type"),
     ({"iter_size": 0}, "iter_size"),
     ({"snapshot": 10}, "snapshot_prefix is not set"),
