@@ -305,6 +305,10 @@ def show(value):
     return "nothing" if value is None else repr(value)
 
 
+class _Bad(Exception):
+    """A value that does not fit its field; Normaliser adds the field, layer and line."""
+
+
 class Normaliser:
     """Loaded YAML/JSON -> the dict json_format.ParseDict expects, or a ConfigError naming the
     file, line, layer and the closest valid name."""
@@ -321,43 +325,42 @@ class Normaliser:
             elif descriptor.name != "V0LayerParameter":
                 layer = f"#{path[-1]}" if path and isinstance(path[-1], int) else "?"
         by_json = {f.json_name: f for f in descriptor.fields}
+        ctx = context(layer, parent, descriptor.name)
         out = {}
         for key, value in tree.items():
             field = descriptor.fields_by_name.get(key) or by_json.get(key)
             sub = path + (key,)
             if field is None:
-                raise unknown_field(key, descriptor, context(layer, parent, descriptor.name),
-                                      self._loc(sub, layer))
+                raise unknown_field(key, descriptor, ctx, self._loc(sub, layer))
             if field.name in out:
                 raise ConfigError(f"'{field.name}' given twice ({self._loc(sub, layer)})")
-            if is_repeated(field):
-                items = value if isinstance(value, list) else [] if value is None else [value]
-                subs = [sub + (i,) if isinstance(value, list) else sub for i in range(len(items))]
-                out[field.name] = [self.value(field, v, s, layer, parent, descriptor)
-                                   for v, s in zip(items, subs)]
-            elif isinstance(value, list):
-                raise self._bad(field, f"takes one value, not {show(value)}", sub, layer,
-                                parent, descriptor)
-            else:
-                out[field.name] = self.value(field, value, sub, layer, parent, descriptor)
+            try:
+                if is_repeated(field):
+                    items = value if isinstance(value, list) else [] if value is None else [value]
+                    subs = [sub + (i,) if isinstance(value, list) else sub
+                            for i in range(len(items))]
+                    out[field.name] = [self.value(field, v, s, layer, ctx)
+                                       for v, s in zip(items, subs)]
+                elif isinstance(value, list):
+                    raise _Bad(f"takes one value, not {show(value)}")
+                else:
+                    out[field.name] = self.value(field, value, sub, layer, ctx)
+            except _Bad as exc:
+                raise bad_value(field.name, str(exc), ctx, self._loc(sub, layer)) from None
         return out
 
     def _loc(self, path, layer):
         return where(self.filename, self.locate(path, layer))
 
-    def _bad(self, field, detail, path, layer, parent, descriptor):
-        ctx = context(layer, parent, descriptor.name)
-        return bad_value(field.name, detail, ctx, self._loc(path, layer))
-
-    def value(self, field, value, path, layer, parent, descriptor):
+    def value(self, field, value, path, layer, ctx):
         kind = field.cpp_type
         raw = value.value if isinstance(value, Plain) else value
         if kind == field.CPPTYPE_MESSAGE:
             if raw is None:
                 return {}  # `transform_param:` with nothing under it: present and empty
             if not isinstance(value, dict):
-                raise self._bad(field, f"expected a mapping of {field.message_type.name} fields,"
-                                f" got {show(value)}", path, layer, parent, descriptor)
+                raise _Bad(f"expected a mapping of {field.message_type.name} fields, "
+                           f"got {show(value)}")
             return self.message(value, field.message_type, path, layer, field.name)
         if kind == field.CPPTYPE_ENUM:
             text = value.text if isinstance(value, Plain) else value
@@ -369,64 +372,54 @@ class Normaliser:
             if isinstance(text, int) and not isinstance(text, bool) \
                     and text in enum.values_by_number:
                 return enum.values_by_number[text].name
-            ctx = context(layer, parent, descriptor.name)
             raise unknown_enum(text, field.name, enum, ctx, self._loc(path, layer))
         if kind == field.CPPTYPE_BOOL:
-            if isinstance(raw, bool):
-                return raw
             if isinstance(raw, str) and raw.lower() in ("true", "false"):
                 return raw.lower() == "true"
-            raise self._bad(field, f"expected true or false, got {show(value)}", path, layer,
-                            parent, descriptor)
-        if kind in _INT_RANGES:
-            if isinstance(raw, float) and raw.is_integer():
-                raw = int(raw)
-            elif isinstance(raw, str) and re.fullmatch(r"\s*[-+]?\d+\s*", raw):
-                raw = int(raw)  # JSON writes 64-bit integers as strings
-            if not isinstance(raw, int) or isinstance(raw, bool):
-                raise self._bad(field, f"expected an integer, got {show(value)}", path, layer,
-                                parent, descriptor)
-            low, high = _INT_RANGES[kind]
-            if not low <= raw <= high:
-                raise self._bad(field, f"{raw} is out of range [{low}, {high}]", path, layer,
-                                parent, descriptor)
+            if not isinstance(raw, bool):
+                raise _Bad(f"expected true or false, got {show(value)}")
             return raw
+        if kind in _INT_RANGES:
+            return _to_int(raw, value, *_INT_RANGES[kind])
         if kind in (field.CPPTYPE_FLOAT, field.CPPTYPE_DOUBLE):
-            number = _to_float(raw)
-            if number is None:
-                raise self._bad(field, f"expected a number, got {show(value)}", path, layer,
-                                parent, descriptor)
-            if math.isnan(number):
-                return "NaN"
-            if math.isinf(number):
-                return "Infinity" if number > 0 else "-Infinity"
-            if kind == field.CPPTYPE_FLOAT:
-                if abs(number) >= _FLOAT32_OVERFLOW:
-                    raise self._bad(field, f"{number} is too large for a float", path, layer,
-                                    parent, descriptor)
-                # The float32 value itself: ParseDict refuses "3.4028235e+38" (FLT_MAX written
-                # shortest), whose double is a hair above FLT_MAX.
-                number = float(np.float32(number))
-            return number
+            return _to_float(raw, value, kind == field.CPPTYPE_FLOAT)
         if isinstance(value, Plain) and value.text:
             return value.text
-        if isinstance(value, str):
-            return value  # string, or base64 text for a bytes field
-        raise self._bad(field, f"expected a string, got {show(value)}", path, layer, parent,
-                        descriptor)
+        if not isinstance(value, str):
+            raise _Bad(f"expected a string, got {show(value)}")
+        return value  # string, or base64 text for a bytes field
 
 
-def _to_float(raw):
-    if isinstance(raw, bool):
-        return None
-    if isinstance(raw, (int, float)):
-        return float(raw)
-    if isinstance(raw, str):
+def _to_int(raw, value, low, high):
+    if isinstance(raw, float) and raw.is_integer():
+        raw = int(raw)
+    elif isinstance(raw, str) and re.fullmatch(r"\s*[-+]?\d+\s*", raw):
+        raw = int(raw)  # JSON writes 64-bit integers as strings
+    if not isinstance(raw, int) or isinstance(raw, bool):
+        raise _Bad(f"expected an integer, got {show(value)}")
+    if not low <= raw <= high:
+        raise _Bad(f"{raw} is out of range [{low}, {high}]")
+    return raw
+
+
+def _to_float(raw, value, float32):
+    number = None
+    if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+        number = float(raw)
+    elif isinstance(raw, str):
         text = raw.strip().lower()
-        if text in _NAMED_FLOATS:
-            return _NAMED_FLOATS[text]
         try:
-            return float(text)
+            number = _NAMED_FLOATS[text] if text in _NAMED_FLOATS else float(text)
         except ValueError:
-            return None
-    return None
+            pass
+    if number is None:
+        raise _Bad(f"expected a number, got {show(value)}")
+    if not math.isfinite(number):  # ParseDict takes these spellings only
+        return "NaN" if math.isnan(number) else "Infinity" if number > 0 else "-Infinity"
+    if float32:
+        if abs(number) >= _FLOAT32_OVERFLOW:
+            raise _Bad(f"{number} is too large for a float")
+        # The float32 value itself: ParseDict refuses "3.4028235e+38" (FLT_MAX written
+        # shortest), whose double is a hair above FLT_MAX.
+        number = float(np.float32(number))
+    return number

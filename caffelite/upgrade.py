@@ -313,4 +313,6 @@ def _upgrade_input(net, where):
 
 
 def _old_batch_norms(net):
-    return [layer for layer in net.layer if layer.type == "BatchNorm" and len(layer.param) == 3]
+    """BatchNorm layers in the old form: three param specs, not all lr_mult = decay_mult = 0."""
+    return [layer for layer in net.layer if layer.type == "BatchNorm" and len(layer.param) == 3
+            and any(p.lr_mult or p.decay_mult for p in layer.param)]

@@ -8,7 +8,12 @@ from google.protobuf import text_format
 from caffelite import config
 from caffelite.errors import ConfigError
 from caffelite.proto import caffelite_pb2 as pb
-from caffelite.upgrade import V1_LAYER_TYPES, upgrade_net_param, upgrade_solver_param
+from caffelite.upgrade import (
+    V1_LAYER_TYPES,
+    net_needs_upgrade,
+    upgrade_net_param,
+    upgrade_solver_param,
+)
 
 EXAMPLE_FILES = sorted(EXAMPLES.rglob("*.prototxt")) if EXAMPLES.exists() else []
 
@@ -39,6 +44,13 @@ def test_bvlc_examples_are_present():
     assert len(EXAMPLE_FILES) == 40
     legacy = [p.name for p in EXAMPLE_FILES if re.search(r"^\s*layers\s*\{", p.read_text(), re.M)]
     assert legacy == ["lenet_consolidated_solver.prototxt"]
+
+
+def test_only_legacy_examples_need_an_upgrade():
+    need_shared(EXAMPLES)
+    legacy = [p.name for p in EXAMPLE_FILES if not is_solver(p) and net_needs_upgrade(
+        config.parse_net_text(p.read_text(), str(p), upgrade=False))]
+    assert legacy == ["cifar10_full_sigmoid_train_test_bn.prototxt"]  # 3-param BatchNorm
 
 
 def test_consolidated_solver_inline_v1_net_equals_the_v2_lenet():
@@ -246,6 +258,7 @@ def test_old_batch_norm_params_get_zero_lr_and_decay():
     assert len(norms) == 3
     for layer in norms:
         assert [(p.lr_mult, p.decay_mult) for p in layer.param] == [(0, 0)] * 3
+    assert not net_needs_upgrade(net)  # and then it is current
     one_param = config.parse_net_text('layer { type: "BatchNorm" param { lr_mult: 1 } }')
     assert one_param.layer[0].param[0].lr_mult == 1  # only the old three-param form is touched
 
