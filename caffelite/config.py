@@ -205,8 +205,9 @@ def _space_layers(text):
             first = False
         elif item_indent is not None and indent <= item_indent - 2 and stripped.strip():
             item_indent = None
-        if stripped.rstrip() in ("layer:", "layers:"):
-            item_indent, first = indent + 2, True
+        key = stripped[2:] if stripped.startswith("- ") else stripped  # "- layer:" in a list
+        if key.rstrip() in ("layer:", "layers:"):
+            item_indent, first = indent + len(stripped) - len(key) + 2, True
         out.append(line)
     return "".join(out)
 
