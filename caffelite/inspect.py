@@ -129,7 +129,7 @@ def _parse(message_type, raw):
     message = message_type()
     try:
         message.ParseFromString(raw)
-    except (DecodeError, RuntimeWarning, ValueError) as exc:
+    except (DecodeError, ValueError) as exc:
         return None, str(exc) or type(exc).__name__
     return message, None
 
@@ -220,6 +220,10 @@ def inspect_file(path):
     return report
 
 
+def plural(n, word):
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
 def fmt_shape(shape):
     return "x".join(str(int(d)) for d in shape) if len(shape) else "scalar"
 
@@ -274,7 +278,7 @@ def _net(report, parsed, raw):
             kept.layer.add().CopyFrom(lp)
         else:
             others.append(f"{lp.name} ({_phase_rules(lp)})")
-    report.lines.append(f"{len(param.layer)} layers; {len(kept.layer)} in phase TEST"
+    report.lines.append(f"{plural(len(param.layer), 'layer')}; {len(kept.layer)} in phase TEST"
                         + (f"; not in TEST: {', '.join(others)}" if others else ""))
     try:
         from .net import Net
@@ -287,13 +291,12 @@ def _net(report, parsed, raw):
                 for lp in kept.layer]
         report.lines += _table(rows, ["layer", "type", "bottom -> top"])
         return
-    rows, configured = [], [lp for lp in kept.layer]
-    own = iter(configured)
-    configured_names = {lp.name for lp in configured}
+    rows, own = [], iter(kept.layer)
+    configured_names = {lp.name for lp in kept.layer}
     for i, layer in enumerate(net.layers):
         if layer.type == "Split" and layer.name not in configured_names:
             continue  # inserted by the net for a blob used twice
-        lp = next(own)
+        lp = next(own, layer.layer_param)  # the configured names, not the split-renamed ones
         shapes = ", ".join(fmt_shape(b.shape) for b in net.top_vecs[i])
         params = sum(_count(b.shape) for b in layer.blobs)
         rows.append([lp.name, lp.type, f"{', '.join(lp.bottom)} -> {', '.join(lp.top)}".strip(),
@@ -363,7 +366,7 @@ def _caffemodel(report, net, raw):
         rows.append([lp.name, lp.type, shapes, f"{count:,}"])
     owners = sum(1 for lp in net.layer if len(lp.blobs))
     report.title += f', net "{net.name}"' if net.name else ""
-    report.lines.append(f"{len(net.layer)} layers, {owners} with parameters"
+    report.lines.append(f"{plural(len(net.layer), 'layer')}, {owners} with parameters"
                         + ("; diffs saved too" if with_diff else ""))
     report.lines += _table(rows, ["layer", "type", "blob shapes", "params"])
     report.lines.append(f"total params: {total:,} ({total * 4 / 2**20:.2f} MiB as float32)")
