@@ -108,11 +108,14 @@ def test_runtime_descriptors_agree_on_defaults_and_packing():
     assert pb.SolverParameter().random_seed == -1
     assert np.float32(pb.SolverParameter().delta) == np.float32(1e-8)
     assert pb.NetState().phase == pb.TEST
-    assert pb.BlobShape.DESCRIPTOR.fields_by_name["dim"].is_packed
-    assert not pb.Datum.DESCRIPTOR.fields_by_name["float_data"].is_packed
-    # packed float data is one length-delimited field on the wire, as in Caffe's files
+    # On the wire as in Caffe's files: packed fields are one length-delimited record
+    # (tag = number << 3 | 2), unpacked floats one fixed32 record each (number << 3 | 5).
+    assert pb.BlobShape(dim=[1, 2]).SerializeToString() == b"\x0a\x02\x01\x02"
     blob = pb.BlobProto(data=[1.0, 2.0])
     assert blob.SerializeToString() == b"\x2a\x08" + np.array([1, 2], "<f4").tobytes()
+    datum = pb.Datum(float_data=[1.0, 2.0])
+    assert datum.SerializeToString() == b"".join(
+        b"\x35" + np.float32(v).tobytes() for v in (1, 2))
 
 
 def strip_for_comparison(file_proto):
