@@ -2,6 +2,7 @@
 PREFIX_iter_N.solverstate.caffelite.json holding what Caffe does not save (exact resume)."""
 import base64
 import json
+import logging
 import os
 import tempfile
 
@@ -9,6 +10,9 @@ import numpy as np
 
 from ..errors import SolverError
 from ..proto import caffelite_pb2 as pb
+from . import lr_policy
+
+logger = logging.getLogger("caffelite")
 
 SIDECAR_SUFFIX = ".caffelite.json"
 SIDECAR_FORMAT = "caffelite-solverstate-sidecar"
@@ -192,3 +196,106 @@ def load_rng_states(net, states):
 
 def _rng_state(rng):
     return None if rng is None else rng.bit_generator.state
+
+
+# -- restore -----------------------------------------------------------------------------------
+def restore_solver(solver, path):
+    """Solver.restore: check everything first, so a refused state changes nothing."""
+    state = read_solver_state(path)
+    sidecar = read_sidecar(path)
+    _check_history(solver, path, state, sidecar)
+    if state.HasField("learned_net"):
+        from ..io import load_caffemodel
+
+        model = find_learned_net(state.learned_net, path)
+        solver.net.copy_trained_layers_from(load_caffemodel(model))
+    from ..io import read_blob_array
+
+    for h, blob in zip(solver.history, state.history):
+        h[...] = solver.xp.asarray(read_blob_array(blob).reshape(h.shape), dtype=h.dtype)
+    solver.iter = state.iter
+    solver.current_step = state.current_step
+    if sidecar is not None:
+        _restore_sidecar(solver, path, sidecar)
+
+
+def sidecar_record(solver, model_path):
+    """What Caffe's SolverState lacks for an exact resume."""
+    rate, _ = lr_policy.learning_rate(solver.param, solver.iter, solver.current_step)
+    return {
+        "type": solver.type, "iter": solver.iter, "current_step": solver.current_step,
+        "lr": float(np.float32(rate)), "learned_net": model_path,
+        "history_count": len(solver.history),
+        "smoothed_loss": {"losses": list(map(float, solver.losses)),
+                          "value": float(solver.smoothed_loss),
+                          "start_iter": solver._loss_start_iter},
+        "train_net": net_record(solver.net),
+        "test_nets": [net_record(net) for net in solver.test_nets],
+    }
+
+
+def _check_history(solver, path, state, sidecar):
+    have, need = len(state.history), len(solver.history)
+    other = sidecar.get("type") if sidecar else None
+    if other and other != solver.type:
+        raise SolverError(f"{path} was written by the {other} solver; this is the "
+                          f"{solver.type} solver: set type: \"{other}\" in the solver config to "
+                          f"resume it")
+    if have != need:
+        raise SolverError(f"{path}: this state has {have} history blobs, the {solver.type} "
+                          f"solver needs {need} (is it a state of another solver type?)")
+    from ..blob import proto_shape
+
+    names = _param_names(solver)
+    for k, (h, blob) in enumerate(zip(solver.history, state.history)):
+        shape = proto_shape(blob)
+        if int(np.prod(shape, dtype=np.int64)) != h.size:
+            raise SolverError(f"{path}: history blob {k} has shape {shape} but parameter "
+                              f"{names[k % len(names)]} has shape {tuple(h.shape)}; the state "
+                              f"belongs to another net")
+
+
+def _param_names(solver):
+    owners = {id(b): f"{layer}[{j}]" for layer, blobs in solver.net.params.items()
+              for j, b in enumerate(blobs)}
+    return [owners.get(id(b), f"#{k}") for k, b in enumerate(solver.learnable_params)] or ["?"]
+
+
+def _restore_sidecar(solver, path, record):
+    if record.get("iter") != solver.iter:
+        logger.warning("%s: sidecar is for iteration %s, state for %d; data positions and "
+                       "random state not restored", path, record.get("iter"), solver.iter)
+        return
+    smoothed = record.get("smoothed_loss") or {}
+    solver.losses = list(smoothed.get("losses", []))
+    solver.smoothed_loss = float(smoothed.get("value", 0.0))
+    solver._loss_start_iter = int(smoothed.get("start_iter", solver.iter))
+    solver._keep_losses = True
+    _load_net_record(solver.net, record.get("train_net"), path, "train net")
+    tests = record.get("test_nets") or []
+    if len(tests) != len(solver.test_nets):
+        logger.warning("%s: sidecar has %d test nets, solver %d; test data positions not "
+                       "restored", path, len(tests), len(solver.test_nets))
+        return
+    for k, (net, entry) in enumerate(zip(solver.test_nets, tests)):
+        _load_net_record(net, entry, path, f"test net #{k}")
+
+
+def net_record(net):
+    """Data positions and random streams of one net."""
+    return {"layer_states": net.layer_states(), "rng": rng_states(net)}
+
+
+def _load_net_record(net, entry, path, what):
+    if not entry:
+        return
+    try:
+        net.load_layer_states(entry.get("layer_states") or {})
+        missing = load_rng_states(net, entry.get("rng") or {})
+    except (KeyError, ValueError, TypeError) as exc:
+        logger.warning("%s: %s state not restored (%s); the net differs from the one saved",
+                       path, what, exc)
+        return
+    if missing:
+        logger.warning("%s: %s random state of %s not restored (no such layers)", path, what,
+                       ", ".join(missing))

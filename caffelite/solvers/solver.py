@@ -11,10 +11,11 @@ import numpy as np
 from ..backend import get_array_module, to_numpy
 from ..errors import SolverError
 from ..proto import caffelite_pb2 as pb
-from ..random import make_rng, set_random_seed
+from ..random import set_random_seed
 from ..registry import SOLVERS
 from . import lr_policy
 from . import snapshot as snap
+from .build import NetBuilder, load_param
 
 logger = logging.getLogger("caffelite")
 
@@ -50,7 +51,7 @@ class Solver:
 
     def __new__(cls, param=None, *args, **kwargs):
         if cls is Solver and param is not None:
-            loaded = _load_param(param, kwargs.get("solver_file"))
+            loaded = load_param(param, kwargs.get("solver_file"))
             cls = solver_class(loaded[0].type, loaded[2])
             self = super().__new__(cls)
             self._preloaded = loaded
@@ -58,7 +59,7 @@ class Solver:
         return super().__new__(cls)
 
     def __init__(self, param, *, solver_file=None, dtype=np.float32):
-        loaded = self.__dict__.pop("_preloaded", None) or _load_param(param, solver_file)
+        loaded = self.__dict__.pop("_preloaded", None) or load_param(param, solver_file)
         self.param, self.solver_file, self.source = loaded
         param = self.param
         if self.type is not None and param.type != self.type:
@@ -86,8 +87,9 @@ class Solver:
         seed = param.random_seed if param.random_seed >= 0 else None
         if seed is not None:
             set_random_seed(seed)  # fillers that fall back to the default generator
-        self.net = self._init_train_net(seed)
-        self.test_nets = self._init_test_nets(seed)
+        builder = NetBuilder(param, self.solver_file, self.source, seed, self.dtype)
+        self.net = builder.train_net()
+        self.test_nets = builder.test_nets()
         self.learnable_params = list(self.net.learnable_params)
         self.xp = get_array_module(self.learnable_params[0].data) if self.learnable_params else np
         self.history = [self.xp.zeros_like(p.data) for _ in range(self.history_per_param)
@@ -113,103 +115,6 @@ class Solver:
         if param.momentum != 0:
             raise SolverError(f"{self.source}: momentum cannot be used with {self.type} (got "
                               f"{param.momentum:g}); remove it or set it to 0")
-
-    def _net_rng(self, seed, index):
-        # One stream per net: the train net gets make_rng(seed), test net k a seed of its own.
-        if seed is None:
-            return make_rng(None)
-        return make_rng(seed) if index == 0 else np.random.default_rng([seed, index])
-
-    def _read_net(self, path):
-        from ..config import read_net_param, resolve_net_paths
-
-        if not os.path.isfile(path):
-            where = (f" (relative paths are looked up beside {self.solver_file}, then in the "
-                     f"working directory)") if self.solver_file else ""
-            raise SolverError(f"{self.source}: net file '{path}' not found{where}")
-        return resolve_net_paths(read_net_param(path), path), path
-
-    def _inline_net(self, net_param):
-        copy = pb.NetParameter()
-        copy.CopyFrom(net_param)  # Net fills in its state; keep the solver's message intact
-        return copy
-
-    def _build_net(self, net_param, phase, extra_state, rng):
-        from ..net import Net
-
-        state = pb.NetState(phase=phase)
-        state.MergeFrom(net_param.state)
-        if extra_state is not None:
-            state.MergeFrom(extra_state)
-        net_param.state.CopyFrom(state)
-        # The merged state (stages included) is in net_param; Net adds `stages` to it.
-        net = Net(net_param, phase=state.phase, level=state.level, rng=rng, dtype=self.dtype)
-        for weights in self.param.weights:
-            self._load_weights(net, weights)
-        return net
-
-    def _load_weights(self, net, model_list):
-        """Caffe's LoadNetWeights: a comma-separated list of .caffemodel files, by layer name."""
-        from ..config import resolve_path
-        from ..io import load_caffemodel
-
-        for name in (n.strip() for n in model_list.split(",")):
-            path = resolve_path(name, self.solver_file)
-            if not os.path.isfile(path):
-                raise SolverError(f"{self.source}: weights file '{name}' not found")
-            logger.info("Finetuning from %s", path)
-            net.copy_trained_layers_from(load_caffemodel(path))
-
-    def _init_train_net(self, seed):
-        p = self.param
-        fields = ("net", "net_param", "train_net", "train_net_param")
-        given = [f for f in fields if p.HasField(f)]
-        if len(given) != 1:
-            raise SolverError(f"{self.source}: give exactly one of {', '.join(fields)} for the "
-                              f"train net (found {', '.join(given) or 'none'})")
-        if p.HasField("train_net_param"):
-            logger.info("Creating training net specified in train_net_param.")
-            net_param = self._inline_net(p.train_net_param)
-        elif p.HasField("net_param"):
-            logger.info("Creating training net specified in net_param.")
-            net_param = self._inline_net(p.net_param)
-        else:
-            name = p.train_net if p.HasField("train_net") else p.net
-            net_param, path = self._read_net(name)
-            logger.info("Creating training net from net file: %s", path)
-        train_state = p.train_state if p.HasField("train_state") else None
-        return self._build_net(net_param, pb.TRAIN, train_state, self._net_rng(seed, 0))
-
-    def _init_test_nets(self, seed):
-        p = self.param
-        generic = p.HasField("net") + p.HasField("net_param")
-        specific = len(p.test_net_param) + len(p.test_net)
-        if generic > 1:
-            raise SolverError(f"{self.source}: give net or net_param, not both")
-        if (len(p.test_iter) < specific) if generic else (len(p.test_iter) != specific):
-            raise SolverError(f"{self.source}: test_iter must be given once per test net "
-                              f"({specific} test nets, {len(p.test_iter)} test_iter)")
-        count = len(p.test_iter) if generic else specific
-        if len(p.test_state) and len(p.test_state) != count:
-            raise SolverError(f"{self.source}: test_state must be unset or given once per test "
-                              f"net ({count} test nets, {len(p.test_state)} test_state)")
-        if count and p.test_interval <= 0:
-            raise SolverError(f"{self.source}: test_iter is given but test_interval is not; set "
-                              f"test_interval > 0 (or remove test_iter)")
-        sources = []  # Caffe's order: test_net_param, test_net files, then the generic net
-        sources += [("test_net_param", lambda m=m: self._inline_net(m)) for m in p.test_net_param]
-        sources += [(f"test_net file: {f}", lambda f=f: self._read_net(f)[0]) for f in p.test_net]
-        for _ in range(count - specific):
-            if p.HasField("net_param"):
-                sources.append(("net_param", lambda: self._inline_net(p.net_param)))
-            else:
-                sources.append((f"net file: {p.net}", lambda: self._read_net(p.net)[0]))
-        nets = []
-        for k, (what, read) in enumerate(sources):
-            logger.info("Creating test net (#%d) specified by %s", k, what)
-            state = p.test_state[k] if len(p.test_state) else None
-            nets.append(self._build_net(read(), pb.TEST, state, self._net_rng(seed, k + 1)))
-        return nets
 
     # -- callbacks and actions ------------------------------------------------------------
     def add_callback(self, callback, on_gradients_ready=None):
@@ -451,111 +356,18 @@ class Solver:
         snap.save_caffemodel(self.net, model_path, write_diff=self.param.snapshot_diff)
         logger.info("Snapshotting solver state to binary proto file %s", state_path)
         # The sidecar goes first: a .solverstate on disk always has its companions.
-        snap.write_sidecar(state_path, self._sidecar_record(model_path))
+        snap.write_sidecar(state_path, snap.sidecar_record(self, model_path))
         snap.write_atomic(state_path, snap.solver_state_bytes(
             self.iter, model_path, [to_numpy(h) for h in self.history], self.current_step))
         paths = (model_path, state_path)
         self._notify("on_snapshot", paths)
         return paths
 
-    def _sidecar_record(self, model_path):
-        rate, _ = lr_policy.learning_rate(self.param, self.iter, self.current_step)
-        return {
-            "type": self.type, "iter": self.iter, "current_step": self.current_step,
-            "lr": float(np.float32(rate)), "learned_net": model_path,
-            "history_count": len(self.history),
-            "smoothed_loss": {"losses": list(map(float, self.losses)),
-                              "value": float(self.smoothed_loss),
-                              "start_iter": self._loss_start_iter},
-            "train_net": _net_record(self.net),
-            "test_nets": [_net_record(net) for net in self.test_nets],
-        }
-
     def restore(self, path):
         """Resume from a .solverstate: iter, weights (learned_net, by layer name), current_step,
         history; then, from the sidecar when present, data positions, random state and the
         smoothed loss, so training continues exactly as if it had not stopped."""
-        path = str(path)
-        state = snap.read_solver_state(path)
-        sidecar = snap.read_sidecar(path)
-        self._check_history(path, state, sidecar)
-        if state.HasField("learned_net"):
-            from ..io import load_caffemodel
-
-            model = snap.find_learned_net(state.learned_net, path)
-            self.net.copy_trained_layers_from(load_caffemodel(model))
-        from ..io import read_blob_array
-
-        for h, blob in zip(self.history, state.history):
-            h[...] = self.xp.asarray(read_blob_array(blob).reshape(h.shape), dtype=h.dtype)
-        self.iter = state.iter
-        self.current_step = state.current_step
-        if sidecar is not None:
-            self._restore_sidecar(path, sidecar)
-
-    def _check_history(self, path, state, sidecar):
-        have, need = len(state.history), len(self.history)
-        other = sidecar.get("type") if sidecar else None
-        if other and other != self.type:
-            raise SolverError(f"{path} was written by the {other} solver; this is the "
-                              f"{self.type} solver: set type: \"{other}\" in the solver config to "
-                              f"resume it")
-        if have != need:
-            raise SolverError(f"{path}: this state has {have} history blobs, the {self.type} "
-                              f"solver needs {need} (is it a state of another solver type?)")
-        from ..blob import proto_shape
-
-        names = self._param_names()
-        for k, (h, blob) in enumerate(zip(self.history, state.history)):
-            shape = proto_shape(blob)
-            if int(np.prod(shape, dtype=np.int64)) != h.size:
-                raise SolverError(f"{path}: history blob {k} has shape {shape} but parameter "
-                                  f"{names[k % len(names)]} has shape {tuple(h.shape)}; the state "
-                                  f"belongs to another net")
-
-    def _param_names(self):
-        owners = {id(b): f"{layer}[{j}]" for layer, blobs in self.net.params.items()
-                  for j, b in enumerate(blobs)}
-        return [owners.get(id(b), f"#{k}") for k, b in enumerate(self.learnable_params)] or ["?"]
-
-    def _restore_sidecar(self, path, record):
-        if record.get("iter") != self.iter:
-            logger.warning("%s: sidecar is for iteration %s, state for %d; data positions and "
-                           "random state not restored", path, record.get("iter"), self.iter)
-            return
-        smoothed = record.get("smoothed_loss") or {}
-        self.losses = list(smoothed.get("losses", []))
-        self.smoothed_loss = float(smoothed.get("value", 0.0))
-        self._loss_start_iter = int(smoothed.get("start_iter", self.iter))
-        self._keep_losses = True
-        _load_net_record(self.net, record.get("train_net"), path, "train net")
-        tests = record.get("test_nets") or []
-        if len(tests) != len(self.test_nets):
-            logger.warning("%s: sidecar has %d test nets, solver %d; test data positions not "
-                           "restored", path, len(tests), len(self.test_nets))
-            return
-        for k, (net, entry) in enumerate(zip(self.test_nets, tests)):
-            _load_net_record(net, entry, path, f"test net #{k}")
-
-
-def _net_record(net):
-    return {"layer_states": net.layer_states(), "rng": snap.rng_states(net)}
-
-
-def _load_net_record(net, entry, path, what):
-    if not entry:
-        return
-    try:
-        net.load_layer_states(entry.get("layer_states") or {})
-        missing = snap.load_rng_states(net, entry.get("rng") or {})
-    except (KeyError, ValueError, TypeError) as exc:
-        logger.warning("%s: %s state not restored (%s); the net differs from the one saved",
-                       path, what, exc)
-        return
-    if missing:
-        logger.warning("%s: %s random state of %s not restored (no such layers)", path, what,
-                       ", ".join(missing))
-
+        snap.restore_solver(self, str(path))
 
 class _FunctionCallback:
     """pycaffe's add_callback(on_start, on_gradients_ready)."""
@@ -563,30 +375,6 @@ class _FunctionCallback:
     def __init__(self, on_start, on_gradients_ready):
         self.on_start = on_start or (lambda: None)
         self.on_gradients_ready = on_gradients_ready or (lambda: None)
-
-
-def _load_param(param, solver_file=None):
-    """(SolverParameter copy, solver_file, source name) from a path or a message. With a file,
-    relative paths resolve against it and snapshot_prefix follows Caffe's rule."""
-    from ..config import read_solver_param, resolve_solver_paths
-    from ..upgrade import upgrade_snapshot_prefix, upgrade_solver_param
-
-    if isinstance(param, pb.SolverParameter):
-        copy = pb.SolverParameter()
-        copy.CopyFrom(param)
-        copy = upgrade_solver_param(copy, solver_file)
-        if solver_file is not None:
-            copy = upgrade_snapshot_prefix(copy, solver_file)
-    elif isinstance(param, (str, os.PathLike)):
-        solver_file = os.fspath(param)
-        if not os.path.isfile(solver_file):
-            raise SolverError(f"solver file '{solver_file}' not found")
-        copy = read_solver_param(solver_file)  # upgraded, with the snapshot_prefix rule
-    else:
-        raise TypeError(f"a solver takes a path or a SolverParameter, not {type(param).__name__}")
-    if solver_file is not None:
-        copy = resolve_solver_paths(copy, solver_file)
-    return copy, solver_file, str(solver_file) if solver_file is not None else "solver"
 
 
 def solver_class(type_name, source="solver"):
