@@ -1,4 +1,5 @@
 """Net: layers wired by blob name; loss = Σ_layers Σ_tops top.data · top.diff (the loss weights)."""
+import logging
 import os
 from collections import OrderedDict
 
@@ -13,6 +14,7 @@ from .random import default_rng, make_rng
 from .registry import suggest
 
 _PHASES = {"TRAIN": pb.TRAIN, "TEST": pb.TEST}
+logger = logging.getLogger("caffelite")
 
 
 class Net:
@@ -31,6 +33,8 @@ class Net:
 
     Each net owns `rng` (all of its layers draw from it); by default it is seeded from the
     process default, so `caffelite.set_random_seed(s)` before building makes fillers repeat.
+    With `debug_info` (the NetParameter field, or set on the net) every forward and backward
+    logs the mean |value| of each top, bottom diff and parameter, as Caffe does.
     """
 
     def __init__(self, model, phase=None, weights=None, level=None, stages=(), *, rng=None,
@@ -77,6 +81,7 @@ class Net:
 
     def _build(self, param):
         self.name = param.name
+        self.debug_info = param.debug_info
         filtered = filter_net(param)
         self.net_param = insert_splits(filtered, unfiltered=param)
         check_layer_types(self.net_param)
@@ -85,9 +90,9 @@ class Net:
         self.layers = wiring.layers
         self.layer_names = [layer.name for layer in self.layers]
         self.layer_dict = OrderedDict(zip(self.layer_names, self.layers))
-        self._blob_list = wiring.blobs
+        self.blob_list = wiring.blobs  # Caffe's blobs(), anonymous tops included
         self.blob_names = wiring.blob_names
-        self.blobs = OrderedDict(zip(self.blob_names, self._blob_list))
+        self.blobs = OrderedDict(zip(self.blob_names, self.blob_list))
         self.bottom_vecs = [[wiring.blobs[i] for i in ids] for ids in wiring.bottom_ids]
         self.top_vecs = [[wiring.blobs[i] for i in ids] for ids in wiring.top_ids]
         self.bottom_names = OrderedDict(
@@ -142,6 +147,8 @@ class Net:
             layer.forward(bottom, top)
             for blob, _ in self._loss_tops[i]:
                 loss += float((blob.data * blob.diff).sum())
+            if self.debug_info:
+                self._log_debug("Forward", i)
         return loss
 
     def backward_from_to(self, start=None, end=0):
@@ -151,6 +158,28 @@ class Net:
             if self.layer_need_backward[i]:
                 self.layers[i].backward(self.top_vecs[i], self.bottom_need_backward[i],
                                         self.bottom_vecs[i])
+                if self.debug_info:
+                    self._log_debug("Backward", i)
+
+    def _log_debug(self, direction, i):
+        """Caffe's Forward/BackwardDebugInfo: mean |data| of tops and params after forward,
+        mean |diff| of the bottoms and params that got gradients after backward."""
+        layer = self.layers[i]
+        ids = self._wiring.top_ids[i] if direction == "Forward" else self._wiring.bottom_ids[i]
+        for k, blob_id in enumerate(ids):
+            if direction == "Forward" or self.bottom_need_backward[i][k]:
+                blob, kind = self.blob_list[blob_id], "top" if direction == "Forward" else "bottom"
+                values = blob.data if direction == "Forward" else blob.diff
+                logger.info("    [%s] Layer %s, %s blob %s %s: %g", direction, layer.name, kind,
+                            self.blob_names[blob_id], "data" if kind == "top" else "diff",
+                            _abs_mean(values))
+        for j, blob in enumerate(layer.blobs):
+            if direction == "Forward":
+                logger.info("    [Forward] Layer %s, param blob %d data: %g", layer.name, j,
+                            _abs_mean(blob.data))
+            elif layer.param_propagate_down[j]:
+                logger.info("    [Backward] Layer %s, param blob %d diff: %g", layer.name, j,
+                            _abs_mean(blob.diff))
 
     def _set_arrays(self, values, allowed, kind):
         for name, array in values.items():
@@ -305,6 +334,10 @@ class Net:
     def __repr__(self):
         return (f"Net('{self.name}', phase={pb.Phase.Name(self.phase)}, "
                 f"{len(self.layers)} layers, inputs={self.inputs}, outputs={self.outputs})")
+
+
+def _abs_mean(values):
+    return float(abs(values).sum()) / max(values.size, 1)
 
 
 def _phase(phase):

@@ -143,7 +143,7 @@ layer {{ name: 'loss' type: 'EuclideanLoss' bottom: 'data2' bottom: 'innerproduc
 
 
 def blob_diffs(net):
-    return [b.diff.copy() for b in net._blob_list]
+    return [b.diff.copy() for b in net.blob_list]
 
 
 def param_diffs(net):

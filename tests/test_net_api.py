@@ -279,3 +279,18 @@ def test_bvlc_train_test_net_filters_by_phase():
         kept = filter_net(param)
         assert len(kept.layer) == layers
         assert kept.layer[0].data_param.batch_size == (64 if phase == pb.TRAIN else 100)
+
+
+def test_debug_info_logs_mean_abs_values(caplog, rng):
+    net = Net(text_format.Parse("debug_info: true" + LINEAR, pb.NetParameter()))
+    x = rng.standard_normal((2, 3))
+    with caplog.at_level("INFO", logger="caffelite"):
+        net.forward(data=x)
+        net.backward(out=np.ones((2, 4)))
+    lines = [r.getMessage() for r in caplog.records]
+    ip = np.abs(net.blobs["ip"].data).mean()
+    assert f"    [Forward] Layer ip, top blob ip data: {ip:g}" in lines
+    assert any(line.startswith("    [Forward] Layer ip, param blob 1 data: ") for line in lines)
+    data_diff = np.abs(net.blobs["data"].diff).mean()
+    assert f"    [Backward] Layer ip, bottom blob data diff: {data_diff:g}" in lines
+    assert any(line.startswith("    [Backward] Layer ip, param blob 0 diff: ") for line in lines)
