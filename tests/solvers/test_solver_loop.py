@@ -198,12 +198,14 @@ def test_log_lines_callbacks_and_schedule(tmp_path, caplog):
 def test_test_initialization_false_and_test_means(tmp_path, caplog):
     capture(caplog)
     solver = mnist_solver(tmp_path, test_initialization=False, max_iter=3, test_iter=[3],
-                          base_lr=0.0)
+                          base_lr=0.0, test_compute_loss=True)
     start = solver.test_nets[0].layer_states()
     results = solver.test_all()
     solver.step(3)
     tests = [line for line in messages(caplog) if "Testing net" in line]
     assert tests == ["Iteration 0, Testing net (#0)"]  # only the explicit call
+    test_loss = [line for line in messages(caplog) if line.startswith("Test loss: ")]
+    assert test_loss == [f"Test loss: {results[0]['loss']:g}"]  # test_compute_loss
     # the logged value is the mean over test_iter batches: recompute it independently
     net = solver.test_nets[0]
     net.load_layer_states(start)
@@ -356,3 +358,29 @@ def test_same_seed_same_run_bit_identical(tmp_path):
     assert all(np.array_equal(a, b) for a, b in zip(runs[0], runs[1]))
     assert not np.array_equal(runs[0][0], runs[2][0])
 
+
+
+def test_train_state_selects_train_layers():
+    net = mnist_net()
+    extra = net.layer.add(name="silence", type="Silence", bottom=["label"])
+    extra.include.add(phase=pb.TRAIN, stage=["quiet"])
+    plain = Solver(solver_param(net))
+    assert "silence" not in plain.net.layer_names
+    param = solver_param(net)
+    param.train_state.stage.append("quiet")
+    assert "silence" in Solver(param).net.layer_names
+
+
+def test_weights_field_finetunes_train_and_test_nets(tmp_path):
+    source = Solver(solver_param(mnist_net(), random_seed=1))
+    source.net.save(str(tmp_path / "source.caffemodel"))
+    param = solver_param(mnist_net(), random_seed=2, test_iter=[1], test_interval=10)
+    param.weights.append(str(tmp_path / "source.caffemodel"))
+    solver = Solver(param)
+    for net in (solver.net, solver.test_nets[0]):
+        for name in ("ip1", "ip2"):
+            for mine, theirs in zip(net.params[name], source.net.params[name]):
+                np.testing.assert_array_equal(mine.data, theirs.data)
+    param.weights[0] = str(tmp_path / "missing.caffemodel")
+    with pytest.raises(SolverError, match="weights file .*missing.caffemodel' not found"):
+        Solver(param)
