@@ -75,6 +75,8 @@ class NetBuilder:
         net_param.state.CopyFrom(state)
         # The merged state (stages included) is in net_param; Net adds `stages` to it.
         net = Net(net_param, phase=state.phase, level=state.level, rng=rng, dtype=self.dtype)
+        if phase == pb.TEST:
+            net.debug_info = self.param.debug_info  # test nets: every forward (Caffe's rule)
         for weights in self.param.weights:
             self._load_weights(net, weights)
         return net

@@ -163,6 +163,8 @@ class Solver:
                     break
             self._notify("on_start")
             display = p.display and self.iter % p.display == 0
+            # Caffe's set_debug_info: per-layer statistics on display iterations only
+            self.net.debug_info = bool(display and p.debug_info)
             loss = 0.0
             for _ in range(p.iter_size):
                 loss += self.net.forward_backward()

@@ -384,3 +384,19 @@ def test_weights_field_finetunes_train_and_test_nets(tmp_path):
     param.weights[0] = str(tmp_path / "missing.caffemodel")
     with pytest.raises(SolverError, match="weights file .*missing.caffemodel' not found"):
         Solver(param)
+
+
+def test_debug_info_on_display_iterations(regression, caplog):
+    capture(caplog)
+    solver = ls_solver(regression, display=2, debug_info=True, type="SGD")
+    solver.step(3)
+    lines = messages(caplog)
+    forward = [i for i, line in enumerate(lines) if line.startswith("    [Forward] Layer")]
+    displays = [i for i, line in enumerate(lines) if " iter/s, " in line]
+    assert len(displays) == 2  # iterations 0 and 2
+    # forward runs before the display line: iteration 0's lines precede the first display,
+    # iteration 2's (and none of iteration 1's) lie between the two
+    before = sum(i < displays[0] for i in forward)
+    between = sum(displays[0] < i < displays[1] for i in forward)
+    assert before == between > 0
+    assert len(forward) == before + between
