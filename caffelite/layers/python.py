@@ -84,8 +84,9 @@ class PythonLayer(Layer):
     implements pycaffe's methods: setup(bottom, top), reshape(bottom, top),
     forward(bottom, top), backward(top, propagate_down, bottom). It is built with this layer's
     LayerParameter; `param_str` and `phase` are set before its setup. Its `blobs` (with
-    pycaffe's add_blob) are this layer's parameters. Default loss weight 0: a Python loss
-    layer says `loss_weight: 1`, as in Caffe.
+    pycaffe's add_blob) are this layer's parameters. The blobs it gets are caffelite Blobs
+    (`count()` is a method; `.data`, `.diff`, `.shape`, `.num`, `reshape(*shape)` as in
+    pycaffe). Default loss weight 0: a Python loss layer says `loss_weight: 1`, as in Caffe.
     """
 
     def layer_setup(self, bottom, top):

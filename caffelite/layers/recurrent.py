@@ -13,7 +13,8 @@ class RecurrentLayer(Layer):
     Without expose_hidden the final states of one forward are the initial states of the next
     (they matter only where cont[0] is 1); they start at zero, reset when N changes, and no
     gradient crosses forwards. With expose_hidden, gradients do flow into the initial-state
-    bottoms and from the final-state tops (BVLC Caffe drops both).
+    bottoms and from the final-state tops (BVLC Caffe drops both). T may change between
+    forwards (Caffe fixes it at setup); K (values per step) may not.
     Subclasses give `state_names`, `param_specs()` and `_forward`/`_backward` in NumPy.
     """
 
