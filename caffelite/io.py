@@ -140,6 +140,8 @@ def _read_bytes(path, what):
         raise WeightsError(f"{path}: no such {what} file") from None
     except IsADirectoryError:
         raise WeightsError(f"{path}: is a directory, not a {what} file") from None
+    except OSError as exc:
+        raise WeightsError(f"{path}: cannot read the {what} file: {exc.strerror}") from None
 
 
 def save_caffemodel(net, path, write_diff=False):

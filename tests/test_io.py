@@ -169,6 +169,14 @@ def test_save_caffemodel_matches_protobuf(tmp_path, write_diff, rng):
                                   net.params["ip2"][0].data)
 
 
+def test_hdf5_weights_are_refused_clearly(tmp_path):
+    with pytest.raises(WeightsError, match=r"w.caffemodel.h5: HDF5 weights are not supported"):
+        io.save_caffemodel(small_net(), tmp_path / "w.caffemodel.h5")
+    assert not list(tmp_path.iterdir())
+    with pytest.raises(WeightsError, match="is a directory"):
+        io.load_caffemodel(tmp_path)
+
+
 def test_copy_trained_layers_by_name(tmp_path):
     source, target = small_net(0), small_net(1)
     path = tmp_path / "w.caffemodel"
