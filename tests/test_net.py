@@ -841,6 +841,19 @@ DEPLOY_NETS = ["mnist/lenet.prototxt", "cifar10/cifar10_quick.prototxt",
                "net_surgery/conv.prototxt", "net_surgery/bvlc_caffenet_full_conv.prototxt"]
 
 
+def test_deploy_net_list_is_complete():
+    """Every example net with an Input layer or net-level inputs is in DEPLOY_NETS."""
+    need_shared(EXAMPLES)
+    found = set()
+    for path in EXAMPLES.rglob("*.prototxt"):
+        text = path.read_text()
+        if 'type: "Input"' in text or "type: 'Input'" in text or \
+                any(line.startswith(("input:", "input_shape", "input_dim"))
+                    for line in text.splitlines()):
+            found.add(path.relative_to(EXAMPLES).as_posix())
+    assert found == set(DEPLOY_NETS)
+
+
 @pytest.mark.parametrize("path", DEPLOY_NETS)
 def test_bvlc_deploy_nets_build_and_run(path, rng):
     net = Net(need_shared(EXAMPLES / path), rng=np.random.default_rng(0))
