@@ -103,6 +103,8 @@ class Solver:
             raise SolverError(f"{where}: average_loss must be >= 1, got {param.average_loss}")
         if param.iter_size < 1:
             raise SolverError(f"{where}: iter_size must be >= 1, got {param.iter_size}")
+        if any(n <= 0 for n in param.test_iter):
+            raise SolverError(f"{where}: every test_iter must be > 0, got {list(param.test_iter)}")
         if param.regularization_type not in ("L1", "L2"):
             raise SolverError(f"{where}: unknown regularization_type "
                               f"'{param.regularization_type}'; use 'L2' or 'L1'")
@@ -351,6 +353,9 @@ class Solver:
     def snapshot(self):
         """Write PREFIX_iter_N.caffemodel, its sidecar and .solverstate; returns both paths."""
         prefix = self.param.snapshot_prefix
+        if not prefix:
+            logger.warning("%s: snapshot_prefix is not set; snapshots go to the working "
+                           "directory as _iter_N.caffemodel (Caffe's rule)", self.source)
         model_path = snap.snapshot_filename(prefix, self.iter, ".caffemodel")
         state_path = snap.snapshot_filename(prefix, self.iter, ".solverstate")
         logger.info("Snapshotting to binary proto file %s", model_path)
