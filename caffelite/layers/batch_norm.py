@@ -68,11 +68,12 @@ class BatchNormLayer(Layer):
         if self.use_global_stats:
             s = float(self.blobs[2].data[0])
             factor = 0.0 if s == 0 else 1.0 / s
-            mean = self.blobs[0].data * factor  # (C,)
-            var = self.blobs[1].data * factor
+            centred = x - (self.blobs[0].data * factor)[:, None]
+            var = self.blobs[1].data * factor  # (C,)
         else:
-            mean = x.mean(axis=(0, 2))
-            var = ((x - mean[:, None]) ** 2).mean(axis=(0, 2))  # biased batch variance
+            mean = x.mean(axis=(0, 2))  # (C,)
+            centred = x - mean[:, None]
+            var = (centred * centred).mean(axis=(0, 2))  # biased batch variance
             maf = self.moving_average_fraction
             m = x.shape[0] * x.shape[2]
             correction = m / (m - 1) if m > 1 else 1.0
@@ -81,9 +82,10 @@ class BatchNormLayer(Layer):
             self.blobs[1].data[...] = self.blobs[1].data * maf + correction * var
         self.std = xp.sqrt(var + self.eps)[:, None]  # (C, 1)
         y = self._view(top[0].data)
-        y[...] = (x - mean[:, None]) / self.std
-        # Keep y for backward: a later in-place layer may overwrite top.data (Caffe's x_norm_).
-        self.x_norm = y.copy()
+        y[...] = centred / self.std
+        # Keep y for backward: a later in-place layer (Scale) overwrites top.data (Caffe's
+        # x_norm_). Global-stats backward does not need it.
+        self.x_norm = None if self.use_global_stats else y.copy()
 
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0]:

@@ -108,6 +108,7 @@ def test_in_place_equals_out_of_place(x):
     layer.forward([blob], [blob])
     np.testing.assert_allclose(blob.data, top[0].data)
     dy = np.random.default_rng(2).normal(size=x.shape)
+    blob.data[...] *= 3  # a later in-place layer (Scale) overwrites y; backward keeps its copy
     blob.diff[...] = dy
     layer.backward([blob], [True], [blob])
     ref, b2, t2 = run(x)
