@@ -7,6 +7,7 @@ import os
 import tempfile
 
 import numpy as np
+from google.protobuf.message import DecodeError
 
 from ..errors import SolverError
 from ..proto import caffelite_pb2 as pb
@@ -70,8 +71,8 @@ def read_solver_state(path):
         raise SolverError(f"{path} is a .caffemodel; --snapshot needs the .solverstate written "
                           f"beside it")
     if path.endswith(".h5"):
-        raise SolverError(f"{path}: HDF5 snapshots need h5py, which is not installed; resume "
-                          f"from a binary .solverstate")
+        raise SolverError(f"{path}: HDF5 snapshots need h5py and are not supported by this "
+                          f"build; resume from a binary .solverstate")
     if not os.path.isfile(path):
         raise SolverError(f"snapshot file '{path}' not found")
     with open(path, "rb") as f:
@@ -79,9 +80,9 @@ def read_solver_state(path):
     state = pb.SolverState()
     try:
         state.ParseFromString(data)
-    except Exception:
-        state = None
-    if state is None or _looks_like_caffemodel(state, data):
+    except DecodeError as exc:
+        raise SolverError(f"{path}: not a valid .solverstate (truncated?): {exc}") from None
+    if _looks_like_caffemodel(state, data):
         raise SolverError(f"{path} is a .caffemodel, not a solver state; --snapshot needs the "
                           f".solverstate written beside it")
     return state
@@ -95,20 +96,25 @@ def _looks_like_caffemodel(state, data):
     net = pb.NetParameter()
     try:
         net.ParseFromString(data)
-    except Exception:
+    except DecodeError:
         return False
     return len(net.layer) > 0 or len(net.layers) > 0
 
 
 def find_learned_net(learned_net, state_path):
-    """The caffemodel a state names: the recorded path if it exists, else the file of that name
-    beside the state (BVLC's files record a path relative to another machine's cwd)."""
-    if os.path.isfile(learned_net):
-        return learned_net
+    """The caffemodel a state names. A relative path was relative to the directory training ran
+    in, so the file of that name beside the state (written with it) comes first, then the path
+    from the working directory; an absolute path is used as it is when it exists. BVLC's
+    lenet_iter_5000.solverstate names "examples/mnist/lenet_iter_5000.caffemodel"."""
     beside = os.path.join(os.path.dirname(os.path.abspath(state_path)),
                           os.path.basename(learned_net))
-    if os.path.isfile(beside):
-        return beside
+    if os.path.isabs(learned_net):
+        candidates = [learned_net, beside]
+    else:
+        candidates = [beside, learned_net]
+    for candidate in candidates:
+        if os.path.isfile(candidate):
+            return candidate
     raise SolverError(f"{state_path}: its weights file '{learned_net}' was not found (nor "
                       f"'{beside}'); put the .caffemodel beside the .solverstate")
 

@@ -109,8 +109,8 @@ class Solver:
             raise SolverError(f"{where}: unknown regularization_type "
                               f"'{param.regularization_type}'; use 'L2' or 'L1'")
         if param.snapshot_format == pb.SolverParameter.HDF5:
-            raise SolverError(f"{where}: HDF5 snapshots need h5py, which is not installed; use "
-                              f"snapshot_format: BINARYPROTO (the default)")
+            raise SolverError(f"{where}: HDF5 snapshots need h5py and are not supported by this "
+                              f"build; use snapshot_format: BINARYPROTO (the default)")
         lr_policy.check_lr_policy(param, where)
 
     def require_zero_momentum(self, param):

@@ -148,6 +148,28 @@ def test_learned_net_found_beside_a_moved_state(tmp_path):
         assert np.array_equal(a, b)
 
 
+def test_relative_learned_net_prefers_the_file_beside_the_state(tmp_path, monkeypatch):
+    # trained in run/ with a relative prefix, then moved; run/ later got another model of the
+    # same name: the one written with the state is the one to load
+    run = tmp_path / "run"
+    run.mkdir()
+    monkeypatch.chdir(run)
+    solver = make(tmp_path, "SGD", "unused", snapshot_prefix="mlp")
+    solver.step(2)
+    model, state = solver.snapshot()
+    assert model == "mlp_iter_2.caffemodel"
+    assert pb.SolverState.FromString(open(state, "rb").read()).learned_net == model
+    shutil.move(str(run), str(tmp_path / "kept"))
+    run.mkdir()
+    monkeypatch.chdir(run)  # the old cwd moved along with the directory
+    other = make(tmp_path, "SGD", "unused", random_seed=99)
+    other.net.save(str(run / "mlp_iter_2.caffemodel"))
+    resumed = make(tmp_path, "SGD", "r")
+    resumed.restore(str(tmp_path / "kept" / "mlp_iter_2.solverstate"))
+    for a, b in zip(params_of(solver), params_of(resumed)):
+        assert np.array_equal(a, b)
+
+
 # -- misuse -----------------------------------------------------------------------------------
 @pytest.fixture
 def snapshots(tmp_path):
@@ -198,3 +220,11 @@ def test_state_of_another_net(tmp_path, snapshots):
 def test_hdf5_state_needs_h5py(tmp_path):
     with pytest.raises(SolverError, match="HDF5 snapshots need h5py"):
         make(tmp_path, "SGD", "r").restore(str(tmp_path / "x_iter_2.solverstate.h5"))
+
+
+def test_truncated_state(tmp_path, snapshots):
+    data = open(snapshots["SGD"][1], "rb").read()
+    broken = tmp_path / "broken.solverstate"
+    broken.write_bytes(data[: len(data) // 2])
+    with pytest.raises(SolverError, match=r"not a valid \.solverstate \(truncated\?\)"):
+        make(tmp_path, "SGD", "r").restore(str(broken))
