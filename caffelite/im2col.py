@@ -119,8 +119,10 @@ def window_view(x, kernel, pad, stride, dilation, out_size, fill=0.0, ws=None):
         x = buf
     strides = (x.strides[:2] + tuple(x.strides[2 + i] * stride[i] for i in range(n))
                + tuple(x.strides[2 + i] * dilation[i] for i in range(n)))
-    return xp.lib.stride_tricks.as_strided(x, x.shape[:2] + out_size + kernel, strides,
-                                           writeable=False)
+    shape = x.shape[:2] + out_size + kernel
+    if xp is np:  # read-only: windows overlap, so a write through the view would corrupt x
+        return np.lib.stride_tricks.as_strided(x, shape, strides, writeable=False)
+    return xp.lib.stride_tricks.as_strided(x, shape, strides)
 
 
 def im2col(x, kernel, pad=0, stride=1, dilation=1, *, batch_last=False, out=None, ws=None):

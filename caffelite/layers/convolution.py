@@ -11,6 +11,22 @@ from ..registry import register_layer
 COL_BUFFER_ELEMENTS = 1 << 26
 
 
+def grouped_matmul(a, b, out=None, accumulate=False):
+    """out[g] = a[g] @ b[g] (or += with accumulate) over the group axis, one 2-D GEMM each.
+
+    A stacked np.matmul skips BLAS when an operand is a transposed view; 2-D matmul does not.
+    """
+    xp = get_array_module(a)
+    if out is None:
+        out = xp.empty((a.shape[0], a.shape[1], b.shape[2]), a.dtype)
+    for g in range(a.shape[0]):
+        if accumulate:
+            out[g] += a[g] @ b[g]
+        else:
+            xp.matmul(a[g], b[g], out=out[g])
+    return out
+
+
 def conv_geometry(layer, param, num_spatial):
     """(kernel, stride, pad, dilation) per spatial axis from a ConvolutionParameter.
 
@@ -159,8 +175,8 @@ class ConvolutionLayer(Layer):
             for n0, n1 in spans:
                 cols = self.im2col(x, n0, n1, f"cols{i}" if self.cached[i] else "cols")
                 nb = n1 - n0
-                wx = xp.matmul(w, cols.reshape(g, k // g, nb * p),
-                               out=self.ws.scratch("gemm", (g, m // g, nb * p), x.dtype, xp))
+                wx = grouped_matmul(w, cols.reshape(g, k // g, nb * p),
+                                    self.ws.scratch("gemm", (g, m // g, nb * p), x.dtype, xp))
                 out = wx.reshape(m, nb, p).transpose(1, 0, 2)  # (nb, M, P)
                 if self.bias_term:
                     xp.add(out, self.blobs[1].data[:, None], out=y[n0:n1])
@@ -191,10 +207,10 @@ class ConvolutionLayer(Layer):
                     cols = (self.ws.scratch(f"cols{i}", (k, nb * p), x.dtype, xp) if keep
                             else self.im2col(x, n0, n1, "cols"))
                     cols = cols.reshape(g, k // g, nb * p)
-                    self.blobs[0].diff.reshape(w.shape)[...] += xp.matmul(
-                        dyt, cols.transpose(0, 2, 1))  # (G, M/G, K/G)
+                    grouped_matmul(dyt, cols.transpose(0, 2, 1),
+                                   self.blobs[0].diff.reshape(w.shape), accumulate=True)
                 if propagate_down[i]:
-                    dcols = xp.matmul(w.transpose(0, 2, 1), dyt, out=self.ws.scratch(
+                    dcols = grouped_matmul(w.transpose(0, 2, 1), dyt, self.ws.scratch(
                         "dcols", (g, k // g, nb * p), dy.dtype, xp))  # (G, K/G, nb·P)
                     dx = bottom[i].diff.reshape((self.num, c) + self.in_spatial)[n0:n1]
                     col2im(dcols, dx.shape, self.kernel, self.pad, self.stride, self.dilation,

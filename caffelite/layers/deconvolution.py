@@ -4,7 +4,7 @@ from math import prod
 from ..backend import get_array_module
 from ..im2col import col2im, deconv_out_size
 from ..registry import register_layer
-from .convolution import ConvolutionLayer
+from .convolution import ConvolutionLayer, grouped_matmul
 
 
 @register_layer("Deconvolution")
@@ -49,9 +49,9 @@ class DeconvolutionLayer(ConvolutionLayer):
             for n0, n1 in spans:
                 nb = n1 - n0
                 xt = self._transposed(x, n0, n1, f"xt{i}" if self.cached[i] else "xt")
-                cols = xp.matmul(w.transpose(0, 2, 1), xt.reshape(g, c // g, nb * p_in),
-                                 out=self.ws.scratch("cols", (g, m // g * kk, nb * p_in),
-                                                     x.dtype, xp))  # (G, M/G·kk, nb·P_in)
+                cols = grouped_matmul(w.transpose(0, 2, 1), xt.reshape(g, c // g, nb * p_in),
+                                      self.ws.scratch("cols", (g, m // g * kk, nb * p_in),
+                                                      x.dtype, xp))  # (G, M/G·kk, nb·P_in)
                 col2im(cols, (nb, m) + self.out_spatial, self.kernel, self.pad, self.stride,
                        self.dilation, batch_last=True, out=y[n0:n1], ws=self.ws)
             if self.bias_term:
@@ -78,10 +78,10 @@ class DeconvolutionLayer(ConvolutionLayer):
                     keep = self.cached.get(i, False) and len(spans) == 1
                     xt = (self.ws.scratch(f"xt{i}", (c, nb * p_in), x.dtype, xp) if keep
                           else self._transposed(x, n0, n1, "xt"))
-                    self.blobs[0].diff.reshape(w.shape)[...] += xp.matmul(
-                        xt.reshape(g, c // g, nb * p_in), cols.transpose(0, 2, 1))
+                    grouped_matmul(xt.reshape(g, c // g, nb * p_in), cols.transpose(0, 2, 1),
+                                   self.blobs[0].diff.reshape(w.shape), accumulate=True)
                 if propagate_down[i]:
-                    dxt = xp.matmul(w, cols, out=self.ws.scratch(
+                    dxt = grouped_matmul(w, cols, self.ws.scratch(
                         "dxt", (g, c // g, nb * p_in), dy.dtype, xp))  # (G, C/G, nb·P_in)
                     dx = bottom[i].diff.reshape(self.num, c, p_in)
                     dx[n0:n1] = dxt.reshape(c, nb, p_in).transpose(1, 0, 2)

@@ -26,13 +26,21 @@ def _window_sum(view):
 
 
 def _image_index(offset, x_shape, kernel, pad, stride):
-    """Caffe's mask h·W + w of window offset k = i·kw + j; −1 where no input cell was chosen."""
+    """Caffe's mask h·W + w of window offset k = i·kw + j; −1 where no input cell was chosen.
+
+    A small table (oh, ow, 1 + kh·kw) of every window cell's index is gathered by offset.
+    """
     xp = get_array_module(offset)
-    height, width = x_shape[2:]
-    h = (xp.arange(offset.shape[2]) * stride[0] - pad[0])[:, None] + offset // kernel[1]
-    w = (xp.arange(offset.shape[3]) * stride[1] - pad[1])[None, :] + offset % kernel[1]
-    inside = (offset >= 0) & (h >= 0) & (h < height) & (w >= 0) & (w < width)
-    return xp.where(inside, h * width + w, -1).astype(xp.int32)
+    (height, width), (oh, ow) = x_shape[2:], offset.shape[2:]
+    h = (xp.arange(oh) * stride[0] - pad[0])[:, None] + xp.arange(kernel[0])  # (oh, kh)
+    w = (xp.arange(ow) * stride[1] - pad[1])[:, None] + xp.arange(kernel[1])  # (ow, kw)
+    inside = (((h >= 0) & (h < height))[:, None, :, None]
+              & ((w >= 0) & (w < width))[None, :, None, :])
+    table = xp.full((oh, ow, 1 + kernel[0] * kernel[1]), -1, xp.int32)
+    table[:, :, 1:] = xp.where(inside, h[:, None, :, None] * width + w[None, :, None, :],
+                               -1).reshape(oh, ow, -1)
+    base = xp.arange(1, table.size, table.shape[2], dtype=xp.int32).reshape(oh, ow)
+    return table.ravel()[base + offset]  # offset −1 reads the leading −1
 
 
 def max_pool(x, kernel, pad, stride, out_size, ws=None):
@@ -46,14 +54,17 @@ def max_pool(x, kernel, pad, stride, out_size, ws=None):
     lowest = x.dtype.type(-FLT_MAX)
     shape = view.shape[:4]
     if kernel[0] * kernel[1] <= out_size[0] * out_size[1]:
-        # Running maximum over kernel offsets: kh·kw passes over strided views, no window copy.
+        # Running maximum over kernel offsets: kh·kw passes over strided views, no window copy;
+        # branch-free updates (copyto with a data-dependent mask is several times slower).
         top = xp.full(shape, lowest, x.dtype)
-        offset = xp.full(shape, -1, xp.int32)
-        better = xp.empty(shape, bool)
+        offset = xp.full(shape, -1, xp.int8 if kernel[0] * kernel[1] < 128 else xp.int32)
+        better, step = xp.empty(shape, bool), xp.empty(shape, offset.dtype)
         for k, (i, j) in enumerate(itertools.product(range(kernel[0]), range(kernel[1]))):
-            xp.greater(view[..., i, j], top, out=better)
-            xp.copyto(top, view[..., i, j], where=better)
-            xp.copyto(offset, k, where=better)
+            xp.greater(view[..., i, j], top, out=better)  # strict >: the first maximum stays
+            xp.fmax(top, view[..., i, j], out=top)  # the same values; NaN never wins
+            xp.subtract(offset, k, out=step)
+            xp.multiply(step, better, out=step)
+            xp.subtract(offset, step, out=offset)  # offset = k where better
     else:
         windows = view.reshape(shape + (-1,))
         offset = windows.argmax(axis=-1).astype(xp.int32)  # argmax returns the first maximum

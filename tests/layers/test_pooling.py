@@ -281,3 +281,21 @@ def test_three_tops_are_refused():
     layer = make_layer("type: 'Pooling' pooling_param { kernel_size: 2 }")
     with pytest.raises(NetError, match="at most 2"):
         layer.setup([Blob((1, 1, 4, 4), F64)], [Blob(), Blob(), Blob()])
+
+
+@pytest.mark.parametrize("method", ["MAX", "AVE", "STOCHASTIC"])
+def test_float32(method, rng):
+    x = rng.uniform(0, 1, size=(2, 3, 7, 6)).astype(np.float32)
+    layer = make_layer(f"type: 'Pooling' pooling_param {{ pool: {method} kernel_size: 3 "
+                       f"stride: 2 }}", phase=TEST, dtype=np.float32)
+    bottom, top = [blob_from(x, np.float32)], [Blob()]
+    layer.setup(bottom, top)
+    layer.forward(bottom, top)
+    assert top[0].data.dtype == np.float32
+    naive = {"MAX": lambda: max_pool_naive(x, (3, 3), (0, 0), (2, 2))[0],
+             "AVE": lambda: ave_pool_naive(x, (3, 3), (0, 0), (2, 2)),
+             "STOCHASTIC": lambda: stochastic_test_naive(x, (3, 3), (2, 2))}[method]()
+    np.testing.assert_allclose(top[0].data, naive, rtol=1e-6)
+    top[0].diff[...] = 1
+    layer.backward(top, [True], bottom)
+    assert bottom[0].diff.dtype == np.float32 and np.isfinite(bottom[0].diff).all()
