@@ -98,6 +98,30 @@ def test_forward_and_backward_match_pytorch(case, method, rng):
     np.testing.assert_allclose(bottom[0].diff, xt.grad.numpy(), rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.parametrize("method", ["MAX", "AVE"])
+@pytest.mark.parametrize("case", [c for c in SWEEP if c[4][0] <= c[2]])  # OpenCV needs k <= H
+def test_forward_matches_opencv_caffe_importer(case, method, rng, tmp_path):
+    """OpenCV's dnn reads Caffe prototxts and follows Caffe's size, pad and divisor rules."""
+    cv2 = pytest.importorskip("cv2", reason="OpenCV oracle not installed")
+    n, c, h, w, kernel, stride, pad, floor = case
+    params = (f"pool: {method} kernel_h: {kernel[0]} kernel_w: {kernel[1]} stride_h: "
+              f"{stride[0]} stride_w: {stride[1]} pad_h: {pad[0]} pad_w: {pad[1]}"
+              + (" round_mode: FLOOR" if floor else ""))
+    path = tmp_path / "pool.prototxt"
+    path.write_text(f"input: 'data' input_shape {{ dim: {n} dim: {c} dim: {h} dim: {w} }}\n"
+                    f"layer {{ name: 'p' type: 'Pooling' bottom: 'data' top: 'p' "
+                    f"pooling_param {{ {params} }} }}\n")
+    x = rng.normal(size=(n, c, h, w)).astype(np.float32)
+    net = cv2.dnn.readNetFromCaffe(str(path))
+    net.setInput(x)
+    ref = net.forward()
+    layer = make_layer(f"type: 'Pooling' pooling_param {{ {params} }}", dtype=np.float32)
+    bottom, top = [blob_from(x, np.float32)], [Blob()]
+    layer.setup(bottom, top)
+    layer.forward(bottom, top)
+    np.testing.assert_allclose(top[0].data, ref, rtol=1e-5, atol=1e-6)
+
+
 def test_caffe_forward_max_with_mask():
     """Caffe's TestForwardMax (2x2 kernel, stride 1) with its expected top and mask."""
     x = np.array([[1, 2, 5, 2, 3], [9, 4, 1, 4, 8], [1, 2, 5, 2, 3]], F64)
