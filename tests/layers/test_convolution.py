@@ -229,3 +229,24 @@ def test_reshape_errors():
     with pytest.raises(NetError, match="share one shape"):
         layer2.setup([Blob((1, 2, 5, 5), F64), Blob((1, 2, 6, 5), F64)],
                      [Blob(dtype=F64), Blob(dtype=F64)])
+
+
+def test_lenet_bvlc_weights_match_opencv():
+    """BVLC's trained LeNet: conv1, pool1, conv2, pool2 against OpenCV's Caffe importer."""
+    cv2 = pytest.importorskip("cv2", reason="OpenCV oracle not installed")
+    from caffelite.net import Net
+    from tests.conftest import LENET_BVLC, MNIST10K, need_shared
+
+    prototxt = need_shared(LENET_BVLC / "lenet.prototxt")
+    weights = need_shared(LENET_BVLC / "lenet_iter_5000.caffemodel")
+    images = np.load(need_shared(MNIST10K))["images"][:8]
+    x = (images.astype(np.float32) * 0.00390625).reshape(8, 1, 28, 28)
+    net = Net(str(prototxt), weights=str(weights))
+    net.blobs["data"].reshape(8, 1, 28, 28)
+    net.reshape()
+    net.forward(data=x)
+    ref = cv2.dnn.readNetFromCaffe(str(prototxt), str(weights))
+    ref.setInput(x)
+    names = ["conv1", "pool1", "conv2", "pool2"]
+    for name, want in zip(names, ref.forward(names)):
+        np.testing.assert_allclose(net.blobs[name].data, want, rtol=1e-4, atol=1e-4)
