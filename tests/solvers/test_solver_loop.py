@@ -401,3 +401,20 @@ def test_debug_info_on_display_iterations(regression, caplog):
     between = sum(displays[0] < i < displays[1] for i in forward)
     assert before == between > 0
     assert len(forward) == before + between
+
+
+@pytest.mark.parametrize("solver_type,fields", [
+    ("SGD", {"base_lr": 0.05, "momentum": 0.9}),
+    ("Adam", {"base_lr": 0.002, "momentum": 0.9, "momentum2": 0.999}),
+])
+def test_an_mlp_learns_mnist(solver_type, fields):
+    # 300 updates of a 784-64-10 MLP on the bundled digits; the test net scores all 2,000
+    param = solver_param(mnist_net(batch_size=32, hidden=64, dropout=False), type=solver_type,
+                         weight_decay=5e-4, test_iter=[100], test_interval=300, max_iter=300,
+                         **fields)
+    solver = Solver(param)
+    first = solver.test_all()[0]
+    solver.solve()
+    last = solver.test_results[0]
+    assert first["accuracy"] < 0.3
+    assert last["accuracy"] > 0.88 and last["loss"] < 0.45
