@@ -98,13 +98,15 @@ def ave_pool(x, kernel, pad, stride, out_size, ws=None):
     """AVE pooling: the window's input sum (padding adds 0) / Caffe's pool_size."""
     xp = get_array_module(x)
     total = _window_sum(window_view(x, kernel, pad, stride, 1, out_size, 0.0, ws))
-    return total / _ave_divisor(x.shape, kernel, pad, stride, out_size, x.dtype, xp)
+    with np.errstate(invalid="ignore"):  # a window wholly past the image is 0/0, as in Caffe
+        return total / _ave_divisor(x.shape, kernel, pad, stride, out_size, x.dtype, xp)
 
 
 def ave_pool_backward(dtop, x_shape, kernel, pad, stride, ws=None):
     """∂x of AVE pooling: top diff / pool_size spread over each window."""
     xp = get_array_module(dtop)
-    grad = dtop / _ave_divisor(x_shape, kernel, pad, stride, dtop.shape[2:], dtop.dtype, xp)
+    with np.errstate(divide="ignore", invalid="ignore"):  # empty windows land in the border
+        grad = dtop / _ave_divisor(x_shape, kernel, pad, stride, dtop.shape[2:], dtop.dtype, xp)
     windows = xp.broadcast_to(grad[:, :, None, None], grad.shape[:2] + tuple(kernel)
                               + grad.shape[2:])  # (N, C, kh, kw, oh, ow), no copy
     return col2im_windows(windows, x_shape, pad, stride, ws=ws)

@@ -159,6 +159,12 @@ def test_last_window_rule_where_pytorch_differs():
     _, top = run(pool_layer("MAX", (1, 2), (1, 3)), x, tops=2)
     np.testing.assert_array_equal(top[0].data[0, 0, 0], [1, 4, -FLT_MAX])
     np.testing.assert_array_equal(top[1].data[0, 0, 0], [1, 4, -1])
+    layer = pool_layer("AVE", (1, 2), (1, 3))
+    bottom, top = run(layer, x)
+    np.testing.assert_array_equal(top[0].data[0, 0, 0], [0.5, 3.5, np.nan])  # Caffe's 0/0
+    top[0].diff[...] = 1
+    layer.backward(top, [True], bottom)
+    np.testing.assert_array_equal(bottom[0].diff[0, 0, 0], [.5, .5, 0, .5, .5, 0])
     # with pad the rule drops a window starting at or past size + pad: 5 wide, k2 s3 p1
     _, top = run(pool_layer("MAX", (1, 2), (1, 3), (0, 1)), x[..., :5], tops=2)
     np.testing.assert_array_equal(top[0].data[0, 0, 0], [0, 3])
