@@ -1,4 +1,8 @@
-"""Array-module indirection: NumPy now, CuPy later. The only module that may import one."""
+"""Array-module indirection (NumPy now, CuPy later) and the CPU thread settings."""
+import ctypes
+import os
+import threading
+
 import numpy as np
 
 try:  # an accelerator is optional; nothing else in the package imports it
@@ -19,3 +23,159 @@ def to_numpy(array):
     if _cupy is not None and isinstance(array, _cupy.ndarray):
         return _cupy.asnumpy(array)
     return np.asarray(array)
+
+
+# -- BLAS threads ---------------------------------------------------------------------------
+# NumPy's OpenBLAS has no Python API for its thread count; its C entry points are called
+# directly (the names differ between NumPy's bundled scipy-openblas and a system OpenBLAS).
+_BLAS_SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
+                 "openblas_set_num_threads64_", "openblas_set_num_threads")
+_blas = None
+
+
+def _blas_functions():
+    """(set, get) of the OpenBLAS NumPy loaded, or (None, None)."""
+    global _blas
+    if _blas is None:
+        _blas = (None, None)
+        try:
+            with open("/proc/self/maps") as maps:
+                paths = {line.split()[-1] for line in maps if "openblas" in line.lower()}
+        except OSError:  # not Linux: leave BLAS threads alone
+            paths = set()
+        for path in sorted(paths):
+            try:
+                lib = ctypes.CDLL(path)
+            except OSError:
+                continue
+            for name in _BLAS_SETTERS:
+                if hasattr(lib, name):
+                    get = getattr(lib, name.replace("set_", "get_"), None)
+                    _blas = (getattr(lib, name), get)
+                    break
+            if _blas[0] is not None:
+                break
+    return _blas
+
+
+def blas_threads():
+    """The thread count of NumPy's OpenBLAS, or None when it cannot be read."""
+    _, get = _blas_functions()
+    return int(get()) if get is not None else None
+
+
+def set_blas_threads(count):
+    """Set NumPy's OpenBLAS thread count (process-wide); False when it cannot be set."""
+    setter, _ = _blas_functions()
+    if setter is None:
+        return False
+    setter(int(count))
+    return True
+
+
+# -- the batch-splitting thread pool --------------------------------------------------------
+def _default_threads():
+    for name in ("CAFFELITE_NUM_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(name, "")
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+_num_threads = _default_threads()
+
+
+def num_threads():
+    """How many threads layers split their batch work over (CAFFELITE_NUM_THREADS)."""
+    return _num_threads
+
+
+def set_num_threads(count):
+    """Threads for layer work (like torch.set_num_threads). With more than one, each BLAS
+    call inside a layer runs on one thread; the layers split the batch among the threads."""
+    global _num_threads
+    _num_threads = max(1, int(count))
+
+
+class _Worker(threading.Thread):
+    """One daemon thread running submitted calls; join() waits for the last one."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self._go, self._done = threading.Semaphore(0), threading.Semaphore(0)
+        self._call, self._error = None, None
+        self.start()
+
+    def run(self):
+        while True:
+            self._go.acquire()
+            try:
+                self._call()
+            except BaseException as exc:  # re-raised in the submitting thread
+                self._error = exc
+            self._done.release()
+
+    def submit(self, call):
+        self._call, self._error = call, None
+        self._go.release()
+
+    def join_call(self):
+        self._done.acquire()
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+
+_workers = []
+_pool_lock = threading.Lock()
+
+
+def parallel(function, count, min_items=1):
+    """function(start, stop) over `count` items split into contiguous ranges, one per thread.
+
+    The calling thread runs the first range. With one thread (or too few items) it is one
+    call function(0, count). NumPy releases the GIL in its loops and BLAS calls, so ranges
+    run concurrently. Nested calls from a worker run serially.
+    """
+    threads = min(_num_threads, count // max(1, min_items))
+    if threads <= 1 or not _pool_lock.acquire(blocking=False):
+        function(0, count)
+        return
+    try:
+        while len(_workers) < threads - 1:
+            _workers.append(_Worker())
+        bounds = [count * i // threads for i in range(threads + 1)]
+        for worker, start, stop in zip(_workers, bounds[1:-1], bounds[2:]):
+            worker.submit(lambda a=start, b=stop: function(a, b))
+        error = None
+        try:
+            function(bounds[0], bounds[1])
+        except BaseException as exc:
+            error = exc
+        for worker in _workers[:threads - 1]:
+            try:
+                worker.join_call()
+            except BaseException as exc:
+                error = error or exc
+        if error is not None:
+            raise error
+    finally:
+        _pool_lock.release()
+
+
+class single_blas_thread:
+    """Context: one OpenBLAS thread while layer work runs in our own threads (OpenBLAS's
+    idle threads spin for a while after each call and would take the cores we use)."""
+
+    def __enter__(self):
+        self.previous = blas_threads() if _num_threads > 1 else None
+        if self.previous not in (None, 1):
+            set_blas_threads(1)
+        return self
+
+    def __exit__(self, *exc):
+        if self.previous not in (None, 1):
+            set_blas_threads(self.previous)

@@ -210,3 +210,56 @@ def col2im_windows(windows, x_shape, pad, stride, dilation=1, *, out=None, ws=No
         return inside.copy()
     out.reshape(x_shape)[...] = inside
     return out
+
+
+# -- batch-last (C, *spatial, N) layout ------------------------------------------------------
+# With the batch innermost, every window of a convolution is a block of whole (out_w · N)
+# runs, so im2col and col2im are long contiguous copies and adds; NumPy is several times
+# slower on the short strided rows of an NCHW window. The price is one transpose in and one
+# out, done in cache-sized blocks.
+TRANSPOSE_BLOCK = 1 << 15  # elements per block of a blocked transpose
+
+
+def _blocked_copy(dst, src):
+    """dst[...] = src (same shape, src a transposed view), a block of leading rows at a time."""
+    rows = src.shape[0]
+    step = max(1, TRANSPOSE_BLOCK * rows // max(1, src.size))
+    if step >= rows:
+        dst[...] = src
+        return
+    for r in range(0, rows, step):
+        dst[r:r + step] = src[r:r + step]
+
+
+def to_batch_last(x, out):
+    """out[c, *s, n] = x[n, c, *s]; out may be the inside of a padded buffer."""
+    _blocked_copy(out, x.transpose(tuple(range(1, x.ndim)) + (0,)))
+
+
+def from_batch_last(x, out):
+    """out[n, c, *s] = x[c, *s, n]; x may be the inside of a padded buffer."""
+    _blocked_copy(out.transpose(tuple(range(1, out.ndim)) + (0,)), x)
+
+
+def _window_slices(offset, out_size, stride, dilation):
+    return tuple(slice(k * d, k * d + (o - 1) * s + 1, s)
+                 for k, o, s, d in zip(offset, out_size, stride, dilation))
+
+
+def im2col_batch_last(xpad, kernel, stride, dilation, out_size, out):
+    """cols (C, *kernel, *out, N) of a padded batch-last input xpad (C, *padded, N)."""
+    cols = out.reshape((xpad.shape[0],) + tuple(kernel) + tuple(out_size) + (xpad.shape[-1],))
+    for offset in itertools.product(*(range(k) for k in kernel)):
+        window = _window_slices(offset, out_size, stride, dilation)
+        cols[(slice(None),) + offset] = xpad[(slice(None),) + window]
+    return out
+
+
+def col2im_batch_last(cols, kernel, stride, dilation, out_size, out):
+    """The adjoint of im2col_batch_last: out (C, *padded, N) = Σ of the windows of cols."""
+    cols = cols.reshape((out.shape[0],) + tuple(kernel) + tuple(out_size) + (out.shape[-1],))
+    out[...] = 0
+    for offset in itertools.product(*(range(k) for k in kernel)):
+        window = _window_slices(offset, out_size, stride, dilation)
+        out[(slice(None),) + window] += cols[(slice(None),) + offset]
+    return out

@@ -82,15 +82,21 @@ class CaffeliteSide:
         solver_param.net_param.CopyFrom(net_spec(name, batch))
         self.solver = caffelite.get_solver(solver_param)
         self.net = self.solver.net
+        # inference runs a TEST-phase net on the trained weights, as `caffe test` does
+        self.test_net = caffelite.Net(solver_param.net_param, phase=caffelite.TEST)
+        self.test_net.share_trained_layers_with(self.net)
         channels, size, classes = NETS[name]
-        self.net.blobs["data"].data[...] = rng.random((batch, channels, size, size))
-        self.net.blobs["label"].data[...] = rng.integers(0, classes, batch)
+        data = rng.random((batch, channels, size, size))
+        labels = rng.integers(0, classes, batch)
+        for net in (self.net, self.test_net):
+            net.blobs["data"].data[...] = data
+            net.blobs["label"].data[...] = labels
 
     def train_step(self):
         self.solver.step(1)
 
     def forward(self):
-        self.net.forward()
+        self.test_net.forward()
 
 
 class TorchSide:
@@ -140,10 +146,25 @@ def time_alternately(sides, mode, iters, warmup):
             for key, t in times.items()}
 
 
-def peak_memory_mb(side, name, batch, iters):
+def set_threads(count):
+    """The same thread count on both sides: PyTorch's intra-op pool; caffelite's layer threads
+    and NumPy's OpenBLAS (which caffelite holds at one thread inside its own threads)."""
+    from caffelite import backend
+
+    backend.set_num_threads(count)
+    backend.set_blas_threads(count)
+    try:
+        import torch
+    except ImportError:
+        return
+    torch.set_num_threads(count)
+
+
+def peak_memory_mb(side, name, batch, iters, threads):
     """Peak RSS (MB) of a child process that builds one side and trains `iters` steps."""
     code = (f"import sys; sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r});"
-            f"import bench; s = bench.make_side({side!r}, {name!r}, {batch});"
+            f"import bench; bench.set_threads({threads});"
+            f"s = bench.make_side({side!r}, {name!r}, {batch});"
             f"[s.train_step() for _ in range({iters})];"
             "print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -157,14 +178,14 @@ def main():
                         help=f"net:batch entries (net in {', '.join(NETS)})")
     parser.add_argument("--iters", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args()
+    set_threads(args.threads)
     try:
-        import torch
+        import torch  # noqa: F401
 
-        torch.set_num_threads(args.threads)
         side_keys = ["caffelite", "torch", "torch_cl"]
     except ImportError:
         print("PyTorch is not installed (pip install torch==2.13.0): timing caffelite alone",
@@ -179,7 +200,8 @@ def main():
             row = {"net": name, "batch": batch, "mode": mode,
                    "ms": time_alternately(sides, mode, args.iters, args.warmup)}
             if mode == "train_step" and not args.no_memory:
-                row["peak_mb"] = {k: peak_memory_mb(k, name, batch, 5) for k in side_keys}
+                row["peak_mb"] = {k: peak_memory_mb(k, name, batch, 5, args.threads)
+                                  for k in side_keys}
             results.append(row)
     if args.json:
         print(json.dumps({"threads": args.threads, "results": results}, indent=1))

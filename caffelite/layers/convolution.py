@@ -3,12 +3,24 @@ from math import prod
 
 from ..backend import get_array_module
 from ..fillers import fill
-from ..im2col import Workspace, col2im, conv_out_size, im2col
+from ..im2col import (
+    Workspace,
+    col2im,
+    col2im_batch_last,
+    conv_out_size,
+    from_batch_last,
+    im2col,
+    im2col_batch_last,
+    to_batch_last,
+)
 from ..layer import Layer
 from ..registry import register_layer
 
 # Column buffers above this many elements (256 MiB of float32) are filled a batch chunk at a time.
 COL_BUFFER_ELEMENTS = 1 << 26
+# Outputs narrower than this run in the batch-last layout (see im2col.py): NumPy copies short
+# NCHW window rows slowly, while wide ones (a first layer's) are cheaper without transposes.
+BATCH_LAST_BELOW_WIDTH = 20
 
 
 def grouped_matmul(a, b, out=None, accumulate=False):
@@ -162,10 +174,30 @@ class ConvolutionLayer(Layer):
                out=buf, ws=self.ws)
         return buf
 
+    def batch_last(self):
+        """Whether the GEMMs run on batch-last columns (C·∏kernel, P·nb)."""
+        return self.out_spatial[-1] < BATCH_LAST_BELOW_WIDTH
+
+    def padded_shape(self, nb):
+        return ((self.channels,) + tuple(s + 2 * p for s, p in zip(self.in_spatial, self.pad))
+                + (nb,))
+
+    def im2col_batch_last(self, x, n0, n1, name):
+        """Columns (C·∏kernel, P·nb) of images [n0, n1), through a padded (C, *spatial, nb)."""
+        xp = get_array_module(x)
+        xpad = self.ws.padded("xpad", self.padded_shape(n1 - n0), x.dtype, 0, xp)
+        inside = tuple(slice(p, p + s) for p, s in zip(self.pad, self.in_spatial))
+        to_batch_last(x[n0:n1], xpad[(slice(None),) + inside])
+        k, p = self.channels * prod(self.kernel), prod(self.out_spatial)
+        buf = self.ws.scratch(name, (k, p * (n1 - n0)), x.dtype, xp)
+        return im2col_batch_last(xpad, self.kernel, self.stride, self.dilation,
+                                 self.out_spatial, buf)
+
     def forward(self, bottom, top):
         g, m, c = self.group, self.num_output, self.channels
         p, k = prod(self.out_spatial), c * prod(self.kernel)
         w = self.blobs[0].data.reshape(g, m // g, k // g)
+        batch_last = self.batch_last()
         for i in range(len(bottom)):
             x = bottom[i].data.reshape((self.num, c) + self.in_spatial)
             xp = get_array_module(x)
@@ -173,39 +205,50 @@ class ConvolutionLayer(Layer):
             spans = self.chunks(k * p)
             self.cached[i] = len(spans) == 1
             for n0, n1 in spans:
-                cols = self.im2col(x, n0, n1, f"cols{i}" if self.cached[i] else "cols")
-                nb = n1 - n0
+                name, nb = f"cols{i}" if self.cached[i] else "cols", n1 - n0
+                cols = (self.im2col_batch_last if batch_last else self.im2col)(x, n0, n1, name)
                 wx = grouped_matmul(w, cols.reshape(g, k // g, nb * p),
                                     self.ws.scratch("gemm", (g, m // g, nb * p), x.dtype, xp))
-                out = wx.reshape(m, nb, p).transpose(1, 0, 2)  # (nb, M, P)
-                if self.bias_term:
-                    xp.add(out, self.blobs[1].data[:, None], out=y[n0:n1])
+                wx = wx.reshape(m, nb * p)
+                if batch_last:  # (M, P, nb) -> (nb, M, P)
+                    if self.bias_term:
+                        wx += self.blobs[1].data[:, None]
+                    from_batch_last(wx.reshape(m, p, nb), y[n0:n1])
+                elif self.bias_term:  # (M, nb, P) -> (nb, M, P) with the bias on the way
+                    xp.add(wx.reshape(m, nb, p).transpose(1, 0, 2), self.blobs[1].data[:, None],
+                           out=y[n0:n1])
                 else:
-                    y[n0:n1] = out
+                    y[n0:n1] = wx.reshape(m, nb, p).transpose(1, 0, 2)
 
     def backward(self, top, propagate_down, bottom):
         g, m, c = self.group, self.num_output, self.channels
         p, k = prod(self.out_spatial), c * prod(self.kernel)
         w = self.blobs[0].data.reshape(g, m // g, k // g)
         need_w = self.param_propagate_down[0]
+        need_b = self.bias_term and self.param_propagate_down[1]
+        batch_last = self.batch_last()
         for i in range(len(top)):
+            if not (need_w or need_b or propagate_down[i]):
+                continue
             dy = top[i].diff.reshape(self.num, m, p)
             xp = get_array_module(dy)
-            if self.bias_term and self.param_propagate_down[1]:
-                self.blobs[1].diff += dy.sum(axis=(0, 2))  # params accumulate
-            if not (need_w or propagate_down[i]):
-                continue
             x = bottom[i].data.reshape((self.num, c) + self.in_spatial)
             spans = self.chunks(k * p)
             for n0, n1 in spans:
                 nb = n1 - n0
-                dyt = self.ws.scratch("dyt", (m, nb, p), dy.dtype, xp)
-                dyt[...] = dy[n0:n1].transpose(1, 0, 2)
+                dyt = self.ws.scratch("dyt", (m, nb * p), dy.dtype, xp)
+                if batch_last:
+                    to_batch_last(dy[n0:n1], dyt.reshape(m, p, nb))
+                else:
+                    dyt.reshape(m, nb, p)[...] = dy[n0:n1].transpose(1, 0, 2)
+                if need_b:
+                    self.blobs[1].diff += dyt.sum(axis=1)  # params accumulate
                 dyt = dyt.reshape(g, m // g, nb * p)  # (G, M/G, nb·P)
                 if need_w:
                     keep = self.cached.get(i, False) and len(spans) == 1
                     cols = (self.ws.scratch(f"cols{i}", (k, nb * p), x.dtype, xp) if keep
-                            else self.im2col(x, n0, n1, "cols"))
+                            else (self.im2col_batch_last if batch_last else self.im2col)(
+                                x, n0, n1, "cols"))
                     cols = cols.reshape(g, k // g, nb * p)
                     grouped_matmul(dyt, cols.transpose(0, 2, 1),
                                    self.blobs[0].diff.reshape(w.shape), accumulate=True)
@@ -213,6 +256,12 @@ class ConvolutionLayer(Layer):
                     dcols = grouped_matmul(w.transpose(0, 2, 1), dyt, self.ws.scratch(
                         "dcols", (g, k // g, nb * p), dy.dtype, xp))  # (G, K/G, nb·P)
                     dx = bottom[i].diff.reshape((self.num, c) + self.in_spatial)[n0:n1]
-                    col2im(dcols, dx.shape, self.kernel, self.pad, self.stride, self.dilation,
-                           batch_last=True, out=dx, ws=self.ws)
-
+                    if batch_last:
+                        dxpad = self.ws.scratch("dxpad", self.padded_shape(nb), dy.dtype, xp)
+                        col2im_batch_last(dcols, self.kernel, self.stride, self.dilation,
+                                          self.out_spatial, dxpad)
+                        inside = tuple(slice(q, q + s) for q, s in zip(self.pad, self.in_spatial))
+                        from_batch_last(dxpad[(slice(None),) + inside], dx)
+                    else:
+                        col2im(dcols, dx.shape, self.kernel, self.pad, self.stride,
+                               self.dilation, batch_last=True, out=dx, ws=self.ws)
