@@ -138,44 +138,63 @@ def parallel(function, count, min_items=1):
 
     The calling thread runs the first range. With one thread (or too few items) it is one
     call function(0, count). NumPy releases the GIL in its loops and BLAS calls, so ranges
-    run concurrently. Nested calls from a worker run serially.
+    run concurrently, each calling BLAS on one thread. Nested calls run serially.
     """
     threads = min(_num_threads, count // max(1, min_items))
     if threads <= 1 or not _pool_lock.acquire(blocking=False):
         function(0, count)
         return
     try:
-        while len(_workers) < threads - 1:
-            _workers.append(_Worker())
-        bounds = [count * i // threads for i in range(threads + 1)]
-        for worker, start, stop in zip(_workers, bounds[1:-1], bounds[2:]):
-            worker.submit(lambda a=start, b=stop: function(a, b))
-        error = None
-        try:
-            function(bounds[0], bounds[1])
-        except BaseException as exc:
-            error = exc
-        for worker in _workers[:threads - 1]:
+        with single_blas_thread():
+            while len(_workers) < threads - 1:
+                _workers.append(_Worker())
+            bounds = [count * i // threads for i in range(threads + 1)]
+            for worker, start, stop in zip(_workers, bounds[1:-1], bounds[2:]):
+                worker.submit(lambda a=start, b=stop: function(a, b))
+            error = None
             try:
-                worker.join_call()
+                function(bounds[0], bounds[1])
             except BaseException as exc:
-                error = error or exc
-        if error is not None:
-            raise error
+                error = exc
+            for worker in _workers[:threads - 1]:
+                try:
+                    worker.join_call()
+                except BaseException as exc:
+                    error = error or exc
+            if error is not None:
+                raise error
     finally:
         _pool_lock.release()
 
 
+_blas_lock = threading.Lock()
+_blas_depth = 0
+_blas_saved = None
+
+
 class single_blas_thread:
-    """Context: one OpenBLAS thread while layer work runs in our own threads (OpenBLAS's
-    idle threads spin for a while after each call and would take the cores we use)."""
+    """Context (re-entrant): OpenBLAS on one thread while caffelite runs layers on its own
+    threads, restored on the way out. OpenBLAS's idle threads spin for a while after each call
+    and would take the cores our threads need. Nothing changes with one caffelite thread."""
 
     def __enter__(self):
-        self.previous = blas_threads() if _num_threads > 1 else None
-        if self.previous not in (None, 1):
-            set_blas_threads(1)
+        global _blas_depth, _blas_saved
+        if _num_threads > 1:
+            with _blas_lock:
+                if _blas_depth == 0:
+                    _blas_saved = blas_threads()
+                    if _blas_saved not in (None, 1):
+                        set_blas_threads(1)
+                _blas_depth += 1
+            self.entered = True
+        else:
+            self.entered = False
         return self
 
     def __exit__(self, *exc):
-        if self.previous not in (None, 1):
-            set_blas_threads(self.previous)
+        global _blas_depth
+        if self.entered:
+            with _blas_lock:
+                _blas_depth -= 1
+                if _blas_depth == 0 and _blas_saved not in (None, 1):
+                    set_blas_threads(_blas_saved)

@@ -6,6 +6,7 @@ from collections import OrderedDict
 import numpy as np
 
 from . import io
+from .backend import single_blas_thread
 from .errors import CaffeliteError, NetError
 from .net_build import NetWiring, check_layer_types
 from .net_filter import filter_net, insert_splits
@@ -139,27 +140,29 @@ class Net:
         """Run layers start..end (inclusive) and return their summed loss."""
         end = len(self.layers) - 1 if end is None else end
         loss = 0.0
-        for i in range(start, end + 1):
-            layer, bottom, top = self.layers[i], self.bottom_vecs[i], self.top_vecs[i]
-            layer.reshape(bottom, top)
-            if self._loss_tops[i]:
-                self._refresh_loss_weights(i)
-            layer.forward(bottom, top)
-            for blob, _ in self._loss_tops[i]:
-                loss += float((blob.data * blob.diff).sum())
-            if self.debug_info:
-                self._log_debug("Forward", i)
+        with single_blas_thread():
+            for i in range(start, end + 1):
+                layer, bottom, top = self.layers[i], self.bottom_vecs[i], self.top_vecs[i]
+                layer.reshape(bottom, top)
+                if self._loss_tops[i]:
+                    self._refresh_loss_weights(i)
+                layer.forward(bottom, top)
+                for blob, _ in self._loss_tops[i]:
+                    loss += float((blob.data * blob.diff).sum())
+                if self.debug_info:
+                    self._log_debug("Forward", i)
         return loss
 
     def backward_from_to(self, start=None, end=0):
         """Run backward of layers start down to end (inclusive) that need it."""
         start = len(self.layers) - 1 if start is None else start
-        for i in range(start, end - 1, -1):
-            if self.layer_need_backward[i]:
-                self.layers[i].backward(self.top_vecs[i], self.bottom_need_backward[i],
-                                        self.bottom_vecs[i])
-                if self.debug_info:
-                    self._log_debug("Backward", i)
+        with single_blas_thread():
+            for i in range(start, end - 1, -1):
+                if self.layer_need_backward[i]:
+                    self.layers[i].backward(self.top_vecs[i], self.bottom_need_backward[i],
+                                            self.bottom_vecs[i])
+                    if self.debug_info:
+                        self._log_debug("Backward", i)
 
     def _log_debug(self, direction, i):
         """Caffe's Forward/BackwardDebugInfo: mean |data| of tops and params after forward,

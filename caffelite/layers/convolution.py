@@ -1,7 +1,7 @@
 """Convolution: y[n, o] = Σ_c W[o, c] ⋆ x[n, group(o)·C/G + c] + b[o], by im2col and one GEMM."""
 from math import prod
 
-from ..backend import get_array_module
+from ..backend import get_array_module, parallel
 from ..fillers import fill
 from ..im2col import (
     Workspace,
@@ -21,6 +21,8 @@ COL_BUFFER_ELEMENTS = 1 << 26
 # Outputs narrower than this run in the batch-last layout (see im2col.py): NumPy copies short
 # NCHW window rows slowly, while wide ones (a first layer's) are cheaper without transposes.
 BATCH_LAST_BELOW_WIDTH = 20
+# Layers split their batch among threads when each part has at least this many column entries.
+PARALLEL_MIN_WORK = 1 << 16
 
 
 def grouped_matmul(a, b, out=None, accumulate=False):
@@ -115,7 +117,8 @@ class ConvolutionLayer(Layer):
                              f"({self.channels}) and num_output ({self.num_output})")
         self.bias_term = param.bias_term
         self.ws = Workspace()
-        self.cached = {}  # bottom index -> whether its GEMM operand from forward is kept
+        self.range_ws = {}  # batch range start -> Workspace of the thread working on it
+        self.cached = {}  # (bottom, range start, stop) -> whether forward's columns are kept
         if self.blobs:
             return  # already filled (shared or loaded)
         self.blobs = [self.new_param_blob(self.weight_shape())]
@@ -159,19 +162,26 @@ class ConvolutionLayer(Layer):
         for blob in top:
             blob.reshape(shape[:axis] + (self.num_output,) + self.out_spatial)
 
-    def chunks(self, per_image):
-        """Batch ranges [n0, n1) whose column buffer fits COL_BUFFER_ELEMENTS."""
+    def chunks(self, per_image, start=0, stop=None):
+        """Batch ranges [n0, n1) of [start, stop) whose column buffer fits COL_BUFFER_ELEMENTS."""
+        stop = self.num if stop is None else stop
         step = max(1, COL_BUFFER_ELEMENTS // max(1, per_image))
-        return [(n0, min(self.num, n0 + step)) for n0 in range(0, self.num, step)]
+        return [(n0, min(stop, n0 + step)) for n0 in range(start, stop, step)]
 
-    def im2col(self, x, n0, n1, name):
+    def workspace(self, start):
+        """The scratch buffers of the thread that works on the batch range starting at start."""
+        if start == 0:
+            return self.ws
+        return self.range_ws.setdefault(start, Workspace())
+
+    def im2col(self, x, n0, n1, name, ws=None):
         """Columns (C·∏kernel, nb·P) of images [n0, n1) of x (N, C, *spatial), in buffer `name`."""
-        xp = get_array_module(x)
+        xp, ws = get_array_module(x), ws or self.ws
         rows = x.shape[1] * prod(self.kernel)
         cols = prod(conv_out_size(x.shape[2:], self.kernel, self.pad, self.stride, self.dilation))
-        buf = self.ws.scratch(name, (rows, (n1 - n0) * cols), x.dtype, xp)
+        buf = ws.scratch(name, (rows, (n1 - n0) * cols), x.dtype, xp)
         im2col(x[n0:n1], self.kernel, self.pad, self.stride, self.dilation, batch_last=True,
-               out=buf, ws=self.ws)
+               out=buf, ws=ws)
         return buf
 
     def batch_last(self):
@@ -182,86 +192,125 @@ class ConvolutionLayer(Layer):
         return ((self.channels,) + tuple(s + 2 * p for s, p in zip(self.in_spatial, self.pad))
                 + (nb,))
 
-    def im2col_batch_last(self, x, n0, n1, name):
+    def im2col_batch_last(self, x, n0, n1, name, ws=None):
         """Columns (C·∏kernel, P·nb) of images [n0, n1), through a padded (C, *spatial, nb)."""
-        xp = get_array_module(x)
-        xpad = self.ws.padded("xpad", self.padded_shape(n1 - n0), x.dtype, 0, xp)
+        xp, ws = get_array_module(x), ws or self.ws
+        xpad = ws.padded("xpad", self.padded_shape(n1 - n0), x.dtype, 0, xp)
         inside = tuple(slice(p, p + s) for p, s in zip(self.pad, self.in_spatial))
         to_batch_last(x[n0:n1], xpad[(slice(None),) + inside])
         k, p = self.channels * prod(self.kernel), prod(self.out_spatial)
-        buf = self.ws.scratch(name, (k, p * (n1 - n0)), x.dtype, xp)
+        buf = ws.scratch(name, (k, p * (n1 - n0)), x.dtype, xp)
         return im2col_batch_last(xpad, self.kernel, self.stride, self.dilation,
                                  self.out_spatial, buf)
 
+    def columns(self, x, n0, n1, name, ws):
+        if self.batch_last():
+            return self.im2col_batch_last(x, n0, n1, name, ws)
+        return self.im2col(x, n0, n1, name, ws)
+
+    def split(self, function):
+        """function(start, stop) over the batch, split among the threads (backend.parallel)."""
+        per_image = self.channels * prod(self.kernel) * prod(self.out_spatial)
+        parallel(function, self.num, min_items=max(1, PARALLEL_MIN_WORK // per_image))
+
     def forward(self, bottom, top):
+        for i in range(len(bottom)):
+            self.split(lambda start, stop, i=i: self.forward_range(bottom[i], top[i], i, start,
+                                                                  stop))
+
+    def forward_range(self, bottom, top, i, start, stop):
+        """top = W ⋆ bottom + b for images [start, stop), a chunk at a time."""
         g, m, c = self.group, self.num_output, self.channels
         p, k = prod(self.out_spatial), c * prod(self.kernel)
         w = self.blobs[0].data.reshape(g, m // g, k // g)
-        batch_last = self.batch_last()
-        for i in range(len(bottom)):
-            x = bottom[i].data.reshape((self.num, c) + self.in_spatial)
-            xp = get_array_module(x)
-            y = top[i].data.reshape(self.num, m, p)
-            spans = self.chunks(k * p)
-            self.cached[i] = len(spans) == 1
-            for n0, n1 in spans:
-                name, nb = f"cols{i}" if self.cached[i] else "cols", n1 - n0
-                cols = (self.im2col_batch_last if batch_last else self.im2col)(x, n0, n1, name)
-                wx = grouped_matmul(w, cols.reshape(g, k // g, nb * p),
-                                    self.ws.scratch("gemm", (g, m // g, nb * p), x.dtype, xp))
-                wx = wx.reshape(m, nb * p)
-                if batch_last:  # (M, P, nb) -> (nb, M, P)
-                    if self.bias_term:
-                        wx += self.blobs[1].data[:, None]
-                    from_batch_last(wx.reshape(m, p, nb), y[n0:n1])
-                elif self.bias_term:  # (M, nb, P) -> (nb, M, P) with the bias on the way
-                    xp.add(wx.reshape(m, nb, p).transpose(1, 0, 2), self.blobs[1].data[:, None],
-                           out=y[n0:n1])
-                else:
-                    y[n0:n1] = wx.reshape(m, nb, p).transpose(1, 0, 2)
+        x = bottom.data.reshape((self.num, c) + self.in_spatial)
+        xp, ws = get_array_module(x), self.workspace(start)
+        y = top.data.reshape(self.num, m, p)
+        spans = self.chunks(k * p, start, stop)
+        self.cached[i, start, stop] = len(spans) == 1  # the columns stay for backward
+        for n0, n1 in spans:
+            nb = n1 - n0
+            cols = self.columns(x, n0, n1, f"cols{i}" if len(spans) == 1 else "cols", ws)
+            wx = grouped_matmul(w, cols.reshape(g, k // g, nb * p),
+                                ws.scratch("gemm", (g, m // g, nb * p), x.dtype, xp))
+            wx = wx.reshape(m, nb * p)
+            if self.batch_last():  # (M, P, nb) -> (nb, M, P)
+                if self.bias_term:
+                    wx += self.blobs[1].data[:, None]
+                from_batch_last(wx.reshape(m, p, nb), y[n0:n1])
+            elif self.bias_term:  # (M, nb, P) -> (nb, M, P) with the bias on the way
+                xp.add(wx.reshape(m, nb, p).transpose(1, 0, 2), self.blobs[1].data[:, None],
+                       out=y[n0:n1])
+            else:
+                y[n0:n1] = wx.reshape(m, nb, p).transpose(1, 0, 2)
 
     def backward(self, top, propagate_down, bottom):
+        need_w = self.param_propagate_down[0]
+        need_b = self.bias_term and self.param_propagate_down[1]
+        for i in range(len(top)):
+            if not (need_w or need_b or propagate_down[i]):
+                continue
+            parts = {}
+            self.split(lambda start, stop, i=i, parts=parts: parts.update({
+                start: self.backward_range(top[i], propagate_down[i], bottom[i], i, start,
+                                           stop)}))
+            for start, (dw, db) in parts.items():
+                if start:  # the first range accumulated into the blobs directly
+                    if dw is not None:
+                        self.blobs[0].diff += dw.reshape(self.blobs[0].shape)
+                    if db is not None:
+                        self.blobs[1].diff += db
+
+    def backward_range(self, top, propagate_down, bottom, i, start, stop):
+        """Bottom diff of images [start, stop) and their (weight, bias) gradient: into the
+        blobs for the first range (params accumulate), else into this range's buffers."""
         g, m, c = self.group, self.num_output, self.channels
         p, k = prod(self.out_spatial), c * prod(self.kernel)
         w = self.blobs[0].data.reshape(g, m // g, k // g)
         need_w = self.param_propagate_down[0]
         need_b = self.bias_term and self.param_propagate_down[1]
+        dy = top.diff.reshape(self.num, m, p)
+        xp, ws = get_array_module(dy), self.workspace(start)
+        dw = db = None
+        if need_w:
+            dw = self.blobs[0].diff if start == 0 else ws.scratch("dw", w.shape, dy.dtype, xp)
+            dw = dw.reshape(w.shape)
+            if start:
+                dw[...] = 0
+        if need_b:
+            db = self.blobs[1].diff if start == 0 else ws.scratch("db", (m,), dy.dtype, xp)
+            if start:
+                db[...] = 0
+        x = bottom.data.reshape((self.num, c) + self.in_spatial)
+        spans = self.chunks(k * p, start, stop)
         batch_last = self.batch_last()
-        for i in range(len(top)):
-            if not (need_w or need_b or propagate_down[i]):
-                continue
-            dy = top[i].diff.reshape(self.num, m, p)
-            xp = get_array_module(dy)
-            x = bottom[i].data.reshape((self.num, c) + self.in_spatial)
-            spans = self.chunks(k * p)
-            for n0, n1 in spans:
-                nb = n1 - n0
-                dyt = self.ws.scratch("dyt", (m, nb * p), dy.dtype, xp)
+        for n0, n1 in spans:
+            nb = n1 - n0
+            dyt = ws.scratch("dyt", (m, nb * p), dy.dtype, xp)
+            if batch_last:
+                to_batch_last(dy[n0:n1], dyt.reshape(m, p, nb))
+            else:
+                dyt.reshape(m, nb, p)[...] = dy[n0:n1].transpose(1, 0, 2)
+            if need_b:
+                db += dyt.sum(axis=1)  # params accumulate
+            dyt = dyt.reshape(g, m // g, nb * p)  # (G, M/G, nb·P)
+            if need_w:
+                keep = self.cached.get((i, start, stop), False) and len(spans) == 1
+                cols = (ws.scratch(f"cols{i}", (k, nb * p), x.dtype, xp) if keep
+                        else self.columns(x, n0, n1, "cols", ws))
+                grouped_matmul(dyt, cols.reshape(g, k // g, nb * p).transpose(0, 2, 1), dw,
+                               accumulate=True)
+            if propagate_down:
+                dcols = grouped_matmul(w.transpose(0, 2, 1), dyt, ws.scratch(
+                    "dcols", (g, k // g, nb * p), dy.dtype, xp))  # (G, K/G, nb·P)
+                dx = bottom.diff.reshape((self.num, c) + self.in_spatial)[n0:n1]
                 if batch_last:
-                    to_batch_last(dy[n0:n1], dyt.reshape(m, p, nb))
+                    dxpad = ws.scratch("dxpad", self.padded_shape(nb), dy.dtype, xp)
+                    col2im_batch_last(dcols, self.kernel, self.stride, self.dilation,
+                                      self.out_spatial, dxpad)
+                    inside = tuple(slice(q, q + s) for q, s in zip(self.pad, self.in_spatial))
+                    from_batch_last(dxpad[(slice(None),) + inside], dx)
                 else:
-                    dyt.reshape(m, nb, p)[...] = dy[n0:n1].transpose(1, 0, 2)
-                if need_b:
-                    self.blobs[1].diff += dyt.sum(axis=1)  # params accumulate
-                dyt = dyt.reshape(g, m // g, nb * p)  # (G, M/G, nb·P)
-                if need_w:
-                    keep = self.cached.get(i, False) and len(spans) == 1
-                    cols = (self.ws.scratch(f"cols{i}", (k, nb * p), x.dtype, xp) if keep
-                            else (self.im2col_batch_last if batch_last else self.im2col)(
-                                x, n0, n1, "cols"))
-                    cols = cols.reshape(g, k // g, nb * p)
-                    grouped_matmul(dyt, cols.transpose(0, 2, 1),
-                                   self.blobs[0].diff.reshape(w.shape), accumulate=True)
-                if propagate_down[i]:
-                    dcols = grouped_matmul(w.transpose(0, 2, 1), dyt, self.ws.scratch(
-                        "dcols", (g, k // g, nb * p), dy.dtype, xp))  # (G, K/G, nb·P)
-                    dx = bottom[i].diff.reshape((self.num, c) + self.in_spatial)[n0:n1]
-                    if batch_last:
-                        dxpad = self.ws.scratch("dxpad", self.padded_shape(nb), dy.dtype, xp)
-                        col2im_batch_last(dcols, self.kernel, self.stride, self.dilation,
-                                          self.out_spatial, dxpad)
-                        inside = tuple(slice(q, q + s) for q, s in zip(self.pad, self.in_spatial))
-                        from_batch_last(dxpad[(slice(None),) + inside], dx)
-                    else:
-                        col2im(dcols, dx.shape, self.kernel, self.pad, self.stride,
-                               self.dilation, batch_last=True, out=dx, ws=self.ws)
+                    col2im(dcols, dx.shape, self.kernel, self.pad, self.stride,
+                           self.dilation, batch_last=True, out=dx, ws=ws)
+        return (None if start == 0 else dw), (None if start == 0 else db)

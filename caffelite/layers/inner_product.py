@@ -1,8 +1,11 @@
 """InnerProduct: y = x · Wᵀ + b over the flattened axes from `axis` on (W is (N, K))."""
-from ..backend import get_array_module
+from ..backend import get_array_module, parallel
 from ..fillers import fill
 from ..layer import Layer
 from ..registry import register_layer
+
+# GEMMs are split among threads when each part has at least this many multiply-adds.
+PARALLEL_MIN_WORK = 1 << 20
 
 
 @register_layer("InnerProduct")
@@ -62,23 +65,39 @@ class InnerProductLayer(Layer):
         w = self.blobs[0].data
         return w.T if self.transpose else w  # (N, K)
 
+    def split(self, function, count, work):
+        """function(start, stop) over `count` rows, split among threads for large GEMMs."""
+        parallel(function, count, min_items=max(1, PARALLEL_MIN_WORK // max(1, work)))
+
     def forward(self, bottom, top):
         x = bottom[0].data.reshape(self.M, self.K)  # (M, K)
         y = top[0].data.reshape(self.M, self.num_output)  # (M, N)
-        get_array_module(x).matmul(x, self._weight_nk().T, out=y)
-        if self.bias_term:
-            y += self.blobs[1].data
+        w = self._weight_nk()
+        xp = get_array_module(x)
+
+        def rows(start, stop):
+            xp.matmul(x[start:stop], w.T, out=y[start:stop])
+            if self.bias_term:
+                y[start:stop] += self.blobs[1].data
+        self.split(rows, self.M, self.K * self.num_output)
 
     def backward(self, top, propagate_down, bottom):
         dy = top[0].diff.reshape(self.M, self.num_output)  # (M, N)
         x = bottom[0].data.reshape(self.M, self.K)  # (M, K)
+        xp = get_array_module(dy)
         if self.param_propagate_down[0]:
-            # Parameter diffs accumulate (iter_size, shared weights).
-            if self.transpose:
-                self.blobs[0].diff += x.T @ dy  # (K, N)
-            else:
-                self.blobs[0].diff += dy.T @ x  # (N, K)
+            dw = self.blobs[0].diff
+
+            def weight_rows(a, b):  # a thread's rows of the gradient; params accumulate
+                if self.transpose:
+                    dw[:, a:b] += x.T @ dy[:, a:b]  # (K, N)
+                else:
+                    dw[a:b] += dy[:, a:b].T @ x  # (N, K)
+            self.split(weight_rows, self.num_output, self.M * self.K)
         if self.bias_term and self.param_propagate_down[1]:
             self.blobs[1].diff += dy.sum(axis=0)
         if propagate_down[0]:
-            bottom[0].diff.reshape(self.M, self.K)[...] = dy @ self._weight_nk()  # (M, K)
+            dx = bottom[0].diff.reshape(self.M, self.K)
+            w = self._weight_nk()
+            self.split(lambda a, b: xp.matmul(dy[a:b], w, out=dx[a:b]),  # (M, K)
+                       self.M, self.K * self.num_output)

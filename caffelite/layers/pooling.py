@@ -3,14 +3,24 @@ import itertools
 
 import numpy as np
 
-from ..backend import get_array_module
+from ..backend import get_array_module, parallel
 from ..im2col import FLT_MAX, Workspace, col2im_windows, pool_out_size, window_view
 from ..layer import Layer
+from ..pool_phases import (
+    PhaseGeometry,
+    phase_mask,
+    window_max,
+    window_max_backward,
+    window_sum,
+    window_sum_backward,
+)
 from ..proto import caffelite_pb2 as pb
 from ..registry import register_layer
 
 P = pb.PoolingParameter
 FLT_MIN = float(np.finfo(np.float32).tiny)  # Caffe's StoPoolForwardTest starts its sum here
+# The batch is split among threads when each part holds at least this many input cells.
+PARALLEL_MIN_WORK = 1 << 16
 
 
 def _window_sum(view):
@@ -43,148 +53,34 @@ def _image_index(offset, x_shape, kernel, pad, stride):
     return table.ravel()[base + offset]  # offset −1 reads the leading −1
 
 
-def _spans(size, out, kernel, pad, stride):
-    """(k, o0, o1, start) per kernel offset k: outputs [o0, o1) whose window cell k lies
-    inside the input; output o reads input start + (o − o0)·stride. Cells in the padding or
-    past the input are skipped, so no padded copy is ever made."""
-    spans = []
-    for k in range(kernel):
-        o0 = max(0, -((k - pad) // stride))  # ceil((pad − k) / stride)
-        o1 = min(out, (size - 1 + pad - k) // stride + 1) if size - 1 + pad - k >= 0 else 0
-        if o1 > o0:
-            spans.append((k, o0, o1, o0 * stride - pad + k))
-    return spans
-
-
-def _along(a, start, count, stride):
-    """a[:, start::stride] with `count` entries (axis 1 of a 2-D or 3-D array)."""
-    return a[:, start:start + (count - 1) * stride + 1:stride]
-
-
-def separable(kernel, out_size):
-    """Whether pooling runs as two 1-D passes (rows, then columns); large windows over few
-    outputs (global pooling) reduce whole windows instead."""
-    return kernel[0] * kernel[1] <= out_size[0] * out_size[1] and min(out_size) > 1
-
-
-def _max_pass(src, dst, arg, spans, stride, lowest):
-    """dst = max over the offsets' strided views of src along axis 1, starting from Caffe's
-    −FLT_MAX; strict > keeps the first maximum and never takes NaN. arg = 1 + winning offset
-    (0: nothing beat −FLT_MAX)."""
-    xp = get_array_module(src)
-    out = dst.shape[1]
-    for i, (k, o0, o1, start) in enumerate(spans):
-        view, d = _along(src, start, o1 - o0, stride), dst[:, o0:o1]
-        if i == 0 and o0 == 0 and o1 == out:  # the first offset covers every output
-            if arg is not None and arg.itemsize == 1:
-                xp.greater(view, lowest, out=arg.view(bool))
-            elif arg is not None:
-                arg[...] = view > lowest
-            xp.fmax(view, lowest, out=d)
-            continue
-        if i == 0:
-            dst[...] = lowest
-            if arg is not None:
-                arg[...] = 0
-        if arg is not None:
-            better = xp.greater(view, d)
-            xp.maximum(arg[:, o0:o1], xp.multiply(better, arg.dtype.type(k + 1)),
-                       out=arg[:, o0:o1])
-        xp.fmax(d, view, out=d)
-
-
-def _route_pass(dtop, arg, dsrc, spans, stride, disjoint):
-    """The adjoint of a tracked _max_pass: each dtop entry goes to its winning offset."""
-    xp = get_array_module(dtop)
-    dsrc[...] = 0
-    for k, o0, o1, start in spans:
-        target = _along(dsrc, start, o1 - o0, stride)
-        routed = xp.multiply(dtop[:, o0:o1], arg[:, o0:o1] == k + 1,
-                             out=target if disjoint else None)
-        if not disjoint:
-            target += routed
-
-
-def _sum_pass(src, dst, spans, stride):
-    """dst = Σ over the offsets' strided views of src along axis 1 (padding adds 0)."""
-    first = spans[0]
-    if first[1] == 0 and first[2] == dst.shape[1]:
-        dst[...] = _along(src, first[3], first[2], stride)
-        spans = spans[1:]
-    else:
-        dst[...] = 0
-    for _k, o0, o1, start in spans:
-        dst[:, o0:o1] += _along(src, start, o1 - o0, stride)
-
-
-def _spread_pass(dtop, dsrc, spans, stride, disjoint):
-    """The adjoint of _sum_pass: each dtop entry added to every cell of its window."""
-    dsrc[...] = 0
-    for _k, o0, o1, start in spans:
-        target = _along(dsrc, start, o1 - o0, stride)
-        if disjoint:
-            target[...] = dtop[:, o0:o1]
-        else:
-            target += dtop[:, o0:o1]
+def phased(kernel, out_size):
+    """Whether pooling runs on stride-phase planes (pool_phases.py); a large window over few
+    outputs (global pooling) reduces whole windows instead."""
+    return kernel[0] * kernel[1] <= out_size[0] * out_size[1] and max(kernel) < 255
 
 
 def _geometry(x_shape, kernel, pad, stride, out_size):
-    num, channels, height, width = x_shape
-    return (num * channels, height, width, _spans(height, out_size[0], kernel[0], pad[0],
-                                                  stride[0]),
-            _spans(width, out_size[1], kernel[1], pad[1], stride[1]))
+    return PhaseGeometry(x_shape[0] * x_shape[1], tuple(x_shape[2:]), tuple(kernel),
+                         tuple(pad), tuple(stride), tuple(out_size))
 
 
-def _scratch(ws, name, shape, dtype, xp):
-    return ws.scratch(name, shape, dtype, xp) if ws is not None else xp.empty(shape, dtype)
+def max_pool_tracked(x, kernel, pad, stride, out_size, ws, track=True, out=None):
+    """(top, track) of MAX pooling on phase planes; track (the winners) feeds backward."""
+    return window_max(x, _geometry(x.shape, kernel, pad, stride, out_size), ws, track, out)
 
 
-def max_pool_tracked(x, kernel, pad, stride, out_size, ws=None, track=True, out=None):
-    """(top, track) of separable MAX pooling: the max along each row's windows, then along
-    the columns. Row pass first keeps Caffe's tie rule (the first maximum in h-then-w order).
-    track = (row-pass winners, column-pass winners), or None without `track`."""
-    xp = get_array_module(x)
-    nc, height, width, spans_h, spans_w = _geometry(x.shape, kernel, pad, stride, out_size)
-    oh, ow = out_size
-    lowest = x.dtype.type(-FLT_MAX)
-    arg_dtype = xp.uint8 if max(kernel) < 255 else xp.uint16
-    m1 = _scratch(ws, "m1", (nc * height, ow), x.dtype, xp)
-    a1 = _scratch(ws, "a1", (nc * height, ow), arg_dtype, xp) if track else None
-    _max_pass(x.reshape(nc * height, width), m1, a1, spans_w, stride[1], lowest)
-    top = xp.empty((nc, oh, ow), x.dtype) if out is None else out.reshape(nc, oh, ow)
-    a2 = _scratch(ws, "a2", (nc, oh, ow), arg_dtype, xp) if track else None
-    _max_pass(m1.reshape(nc, height, ow), top, a2, spans_h, stride[0], lowest)
-    return top.reshape(x.shape[:2] + tuple(out_size)), ((a1, a2) if track else None)
-
-
-def max_pool_backward(dtop, track, x_shape, kernel, pad, stride, ws=None, out=None):
-    """∂x of max_pool_tracked: dtop routed to the winning cells (written into `out`)."""
+def max_pool_backward(dtop, track, x_shape, kernel, pad, stride, ws, out=None):
+    """∂x of max_pool_tracked: each top diff routed to its window's winner."""
     xp = get_array_module(dtop)
-    a1, a2 = track
-    nc, height, width, spans_h, spans_w = _geometry(x_shape, kernel, pad, stride,
-                                                    dtop.shape[2:])
-    oh, ow = dtop.shape[2:]
-    dm1 = _scratch(ws, "dm1", (nc, height, ow), dtop.dtype, xp)
-    _route_pass(dtop.reshape(nc, oh, ow), a2, dm1, spans_h, stride[0], stride[0] >= kernel[0])
     dx = xp.empty(x_shape, dtop.dtype) if out is None else out
-    _route_pass(dm1.reshape(nc * height, ow), a1, dx.reshape(nc * height, width), spans_w,
-                stride[1], stride[1] >= kernel[1])
-    return dx
+    return window_max_backward(dtop, track, _geometry(x_shape, kernel, pad, stride,
+                                                      dtop.shape[2:]), ws, dx)
 
 
-def caffe_mask(track, x_shape, kernel, pad, stride):
-    """Caffe's MAX mask (the input cell h·W + w of each maximum, −1 if none) from a track."""
-    xp = get_array_module(track[1])
-    a1, a2 = track
-    num, channels, height, width = x_shape
-    oh, ow = a2.shape[1:]
-    ki = a2.astype(xp.int64) - 1
-    row = (xp.arange(oh) * stride[0] - pad[0])[:, None] + ki  # (NC, oh, ow) input row
-    found = ki >= 0
-    row = xp.where(found, row, 0)
-    kj = xp.take_along_axis(a1.reshape(-1, height, ow), row, axis=1).astype(xp.int64) - 1
-    col = xp.arange(ow) * stride[1] - pad[1] + kj
-    return xp.where(found, row * width + col, -1).reshape(num, channels, oh, ow)
+def caffe_mask(track, x_shape, kernel, pad, stride, out_size):
+    """Caffe's MAX mask (input cell h·W + w of each maximum, −1 if none) from a track."""
+    geo = _geometry(x_shape, kernel, pad, stride, out_size)
+    return phase_mask(track, geo, x_shape[3]).reshape(x_shape[:2] + tuple(out_size))
 
 
 def max_pool(x, kernel, pad, stride, out_size, ws=None):
@@ -194,9 +90,9 @@ def max_pool(x, kernel, pad, stride, out_size, ws=None):
     (padding never wins); one holding no input gives −FLT_MAX and mask −1, as in Caffe.
     """
     xp = get_array_module(x)
-    if separable(kernel, out_size):
-        top, track = max_pool_tracked(x, kernel, pad, stride, out_size, ws)
-        return top, caffe_mask(track, x.shape, kernel, pad, stride)
+    if phased(kernel, out_size):
+        top, track = max_pool_tracked(x, kernel, pad, stride, out_size, ws or Workspace())
+        return top, caffe_mask(track, x.shape, kernel, pad, stride, out_size)
     view = window_view(x, kernel, pad, stride, 1, out_size, -np.inf, ws)
     lowest = x.dtype.type(-FLT_MAX)
     windows = view.reshape(view.shape[:4] + (-1,))
@@ -231,19 +127,14 @@ def ave_pool(x, kernel, pad, stride, out_size, ws=None, out=None):
     """AVE pooling: the window's input sum (padding adds 0) / Caffe's pool_size."""
     xp = get_array_module(x)
     divisor = _ave_divisor(x.shape, kernel, pad, stride, out_size, x.dtype, xp)
-    if not separable(kernel, out_size):
+    if phased(kernel, out_size):
+        total = window_sum(x, _geometry(x.shape, kernel, pad, stride, out_size),
+                           ws or Workspace(), out)
+    else:
         total = _window_sum(window_view(x, kernel, pad, stride, 1, out_size, 0.0, ws))
         if out is not None:
             out[...] = total
             total = out
-    else:
-        nc, height, width, spans_h, spans_w = _geometry(x.shape, kernel, pad, stride, out_size)
-        s1 = _scratch(ws, "s1", (nc * height, out_size[1]), x.dtype, xp)
-        _sum_pass(x.reshape(nc * height, width), s1, spans_w, stride[1])
-        total = xp.empty((nc,) + tuple(out_size), x.dtype) if out is None else out
-        total = total.reshape((nc,) + tuple(out_size))
-        _sum_pass(s1.reshape(nc, height, out_size[1]), total, spans_h, stride[0])
-        total = total.reshape(x.shape[:2] + tuple(out_size))
     with np.errstate(divide="ignore", invalid="ignore"):  # a window past the image: 0/0
         return xp.divide(total, divisor, out=total)
 
@@ -253,20 +144,13 @@ def ave_pool_backward(dtop, x_shape, kernel, pad, stride, ws=None, out=None):
     xp = get_array_module(dtop)
     with np.errstate(divide="ignore", invalid="ignore"):  # empty windows reach no input
         grad = dtop / _ave_divisor(x_shape, kernel, pad, stride, dtop.shape[2:], dtop.dtype, xp)
-    if not separable(kernel, dtop.shape[2:]):
-        windows = xp.broadcast_to(grad[:, :, None, None], grad.shape[:2] + tuple(kernel)
-                                  + grad.shape[2:])  # (N, C, kh, kw, oh, ow), no copy
-        return col2im_windows(windows, x_shape, pad, stride, out=out, ws=ws)
-    nc, height, width, spans_h, spans_w = _geometry(x_shape, kernel, pad, stride,
-                                                    dtop.shape[2:])
-    oh, ow = dtop.shape[2:]
-    ds1 = _scratch(ws, "ds1", (nc, height, ow), dtop.dtype, xp)
-    dx = xp.empty(x_shape, dtop.dtype) if out is None else out
-    with np.errstate(invalid="ignore"):  # 0/0 of empty windows reaches ds1, never dx
-        _spread_pass(grad.reshape(nc, oh, ow), ds1, spans_h, stride[0], stride[0] >= kernel[0])
-        _spread_pass(ds1.reshape(nc * height, ow), dx.reshape(nc * height, width), spans_w,
-                     stride[1], stride[1] >= kernel[1])
-    return dx
+        if phased(kernel, dtop.shape[2:]):
+            dx = xp.empty(x_shape, dtop.dtype) if out is None else out
+            return window_sum_backward(grad, _geometry(x_shape, kernel, pad, stride,
+                                                       dtop.shape[2:]), ws or Workspace(), dx)
+    windows = xp.broadcast_to(grad[:, :, None, None], grad.shape[:2] + tuple(kernel)
+                              + grad.shape[2:])  # (N, C, kh, kw, oh, ow), no copy
+    return col2im_windows(windows, x_shape, pad, stride, out=out, ws=ws)
 
 
 def stochastic_pool_train(x, kernel, stride, out_size, rng, ws=None):
@@ -365,13 +249,15 @@ class PoolingLayer(Layer):
                 raise self.error(f"pad {self.pad} must be smaller than the kernel {self.kernel}")
         self.ceil_mode = param.round_mode == P.CEIL
         self.ws = Workspace()
-        self.mask = None
+        self.range_ws = {}  # batch range start -> Workspace of the thread working on it
+        self.mask, self.tracks = None, {}
 
     def reshape(self, bottom, top):
         if bottom[0].num_axes != 4:
             raise self.error(f"bottom must have 4 axes (num, channels, height, width); got "
                              f"{bottom[0].shape}")
         num, channels, height, width = bottom[0].shape
+        self.num = num
         if self.global_pooling:
             self.kernel = (height, width)
         self.out_size = tuple(pool_out_size(size, k, p, s, self.ceil_mode) for size, k, p, s
@@ -382,22 +268,38 @@ class PoolingLayer(Layer):
         for blob in top:
             blob.reshape((num, channels) + self.out_size)
 
+    def workspace(self, start):
+        return self.ws if start == 0 else self.range_ws.setdefault(start, Workspace())
+
+    def split(self, function, count):
+        """function(start, stop) over the batch, split among the threads when worth it."""
+        per_image = max(1, count // max(1, self.num))
+        parallel(function, self.num, min_items=max(1, PARALLEL_MIN_WORK // per_image))
+
     def forward(self, bottom, top):
         x, geometry = bottom[0].data, (self.kernel, self.pad, self.stride, self.out_size)
-        self.mask = self.track = None
-        if self.method == P.MAX and separable(self.kernel, self.out_size):
+        self.mask, self.tracks = None, {}
+        if self.method == P.MAX and phased(self.kernel, self.out_size) and len(top) == 1:
             # A TEST net seldom runs backward; if it does, backward finds the maxima again.
-            track = self.phase == pb.TRAIN or len(top) > 1
-            _, self.track = max_pool_tracked(x, *geometry, ws=self.ws, track=track,
-                                             out=top[0].data)
-            if len(top) > 1:
-                top[1].data[...] = caffe_mask(self.track, x.shape, *geometry[:3])
+            track = self.phase == pb.TRAIN
+
+            def pool(start, stop):
+                self.tracks[start, stop] = max_pool_tracked(
+                    x[start:stop], *geometry, self.workspace(start), track,
+                    out=top[0].data[start:stop])[1]
+            self.split(pool, x.size)
+        elif self.method == P.MAX and phased(self.kernel, self.out_size):
+            _, self.tracks[0, self.num] = max_pool_tracked(x, *geometry, self.ws,
+                                                           out=top[0].data)
+            top[1].data[...] = caffe_mask(self.tracks[0, self.num], x.shape, *geometry)
         elif self.method == P.MAX:
             top[0].data[...], self.mask = max_pool(x, *geometry, ws=self.ws)
             if len(top) > 1:
                 top[1].data[...] = self.mask
         elif self.method == P.AVE:
-            ave_pool(x, *geometry, ws=self.ws, out=top[0].data)
+            self.split(lambda start, stop: ave_pool(
+                x[start:stop], *geometry, ws=self.workspace(start),
+                out=top[0].data[start:stop]), x.size)
         elif self.phase == pb.TRAIN:
             top[0].data[...], self.mask = stochastic_pool_train(
                 x, self.kernel, self.stride, self.out_size, self.rng, ws=self.ws)
@@ -411,11 +313,19 @@ class PoolingLayer(Layer):
         dtop, shape, dx = top[0].diff, bottom[0].shape, bottom[0].diff
         geometry = (self.kernel, self.pad, self.stride)
         if self.method == P.MAX and self.mask is None:
-            track = self.track or max_pool_tracked(bottom[0].data, *geometry, self.out_size,
-                                                   ws=self.ws)[1]
-            max_pool_backward(dtop, track, shape, *geometry, ws=self.ws, out=dx)
+            def route(start, stop):
+                track = self.tracks.get((start, stop))
+                ws = self.workspace(start)
+                if track is None:  # no forward, a TEST-phase forward, or another split
+                    track = max_pool_tracked(bottom[0].data[start:stop], *geometry,
+                                             self.out_size, ws)[1]
+                max_pool_backward(dtop[start:stop], track, (stop - start,) + shape[1:],
+                                  *geometry, ws, out=dx[start:stop])
+            self.split(route, dx.size)
         elif self.method == P.AVE:
-            ave_pool_backward(dtop, shape, *geometry, ws=self.ws, out=dx)
+            self.split(lambda start, stop: ave_pool_backward(
+                dtop[start:stop], (stop - start,) + shape[1:], *geometry,
+                ws=self.workspace(start), out=dx[start:stop]), dx.size)
         elif self.method == P.STOCHASTIC and self.phase != pb.TRAIN:
             dx[...] = stochastic_pool_test_backward(dtop, bottom[0].data, self.kernel,
                                                     self.stride, ws=self.ws)
