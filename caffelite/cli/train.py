@@ -9,6 +9,8 @@ import sys
 import click
 
 from ..errors import CaffeliteError, ConfigError
+from ..metrics import METRICS_SUFFIX
+from ..progress import MetricsCallback, ProgressLine
 
 logger = logging.getLogger("caffelite")
 
@@ -159,8 +161,10 @@ def read_solver_config(path):
               show_default=True, help="What SIGHUP does.")
 @click.option("--log", "log_file", metavar="FILE", help="Also append the log to FILE.")
 @click.option("--quiet", is_flag=True, help="Only warnings and errors on stderr.")
+@click.option("--progress/--no-progress", default=None,
+              help="A live progress line instead of log lines (default: on a terminal).")
 def command(config, solver_option, snapshot, weights, level, stage, sigint_effect,
-            sighup_effect, log_file, quiet):
+            sighup_effect, log_file, quiet, progress):
     """Train with a solver CONFIG (.prototxt, .yaml or .json, the net by path or inline).
 
     Relative paths inside the config resolve against the config's directory, then the working
@@ -176,7 +180,11 @@ def command(config, solver_option, snapshot, weights, level, stage, sigint_effec
         raise ConfigError("give --snapshot (resume) or --weights (finetune), not both")
     if snapshot and not os.path.isfile(snapshot):
         raise ConfigError(f"--snapshot {snapshot}: no such file")
-    with caffe_logging(log_file, quiet):
+    if progress is None:
+        progress = sys.stderr.isatty()
+    progress = progress and not quiet
+    # With the progress line, stderr shows warnings only; --log FILE still gets every line.
+    with caffe_logging(log_file, quiet or progress):
         param = read_solver_config(path)
         if level is not None:
             param.train_state.level = level
@@ -191,7 +199,22 @@ def command(config, solver_option, snapshot, weights, level, stage, sigint_effec
 
         logger.info("Initializing solver from %s", path)
         solver = Solver(param, solver_file=path)
+        metrics = metrics_path(solver.param)
+        logger.info("Writing metrics to %s", metrics)
+        solver.add_callback(MetricsCallback(metrics))
+        line = ProgressLine(solver, sys.stderr) if progress else None
+        if line:
+            solver.add_callback(line)
         actions = SignalActions(sigint_effect, sighup_effect)
         solver.set_action_function(actions)
-        with actions.installed():
-            solver.solve(resume=snapshot)
+        try:
+            with actions.installed():
+                solver.solve(resume=snapshot)
+        finally:
+            if line:
+                line.close()
+
+
+def metrics_path(param):
+    """`<snapshot_prefix>.metrics.jsonl`, beside the snapshots (a resumed run appends)."""
+    return (param.snapshot_prefix or "caffelite") + METRICS_SUFFIX
