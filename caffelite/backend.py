@@ -198,3 +198,32 @@ class single_blas_thread:
                 _blas_depth -= 1
                 if _blas_depth == 0 and _blas_saved not in (None, 1):
                     set_blas_threads(_blas_saved)
+
+
+# GEMMs are split among the threads when they have at least this many multiply-adds.
+MATMUL_MIN_WORK = 1 << 21
+
+
+def matmul(a, b, out, accumulate=False):
+    """out = a @ b (or out += a @ b) for 2-D operands, the longer side of out split among the
+    threads: each part is one BLAS call that runs without the GIL, so two cores give ~2x."""
+    xp = get_array_module(a)
+    rows, cols = out.shape
+    work = rows * cols * a.shape[1]
+    if _num_threads <= 1 or work < MATMUL_MIN_WORK or xp is not np:
+        if accumulate:
+            out += a @ b
+        else:
+            xp.matmul(a, b, out=out)
+        return out
+    by_rows = rows >= cols
+
+    def part(start, stop):
+        lhs, rhs = (a[start:stop], b) if by_rows else (a, b[:, start:stop])
+        target = out[start:stop] if by_rows else out[:, start:stop]
+        if accumulate:
+            target += lhs @ rhs
+        else:
+            np.matmul(lhs, rhs, out=target)
+    parallel(part, rows if by_rows else cols, min_items=16)
+    return out

@@ -231,8 +231,19 @@ def _blocked_copy(dst, src):
         dst[r:r + step] = src[r:r + step]
 
 
-def to_batch_last(x, out):
-    """out[c, *s, n] = x[n, c, *s]; out may be the inside of a padded buffer."""
+def to_batch_last(x, out, ws=None):
+    """out[c, *s, n] = x[n, c, *s]; out may be the inside of a padded buffer.
+
+    Images a multiple of 4 KiB apart (16×16×32 floats...) map to the same cache sets, and
+    reading across them thrashes the cache: such a batch is first copied to rows 64 bytes
+    longer (with a Workspace `ws`).
+    """
+    xp = get_array_module(x)
+    num, row = x.shape[0], x[:1].size
+    if ws is not None and num > 1 and (row * x.itemsize) % 4096 == 0:
+        buf = ws.scratch("unaliased", (num, row + 64 // x.itemsize), x.dtype, xp)
+        buf[:, :row] = x.reshape(num, row)
+        x = buf[:, :row].reshape(x.shape)
     _blocked_copy(out, x.transpose(tuple(range(1, x.ndim)) + (0,)))
 
 

@@ -1,7 +1,7 @@
 """Convolution: y[n, o] = Σ_c W[o, c] ⋆ x[n, group(o)·C/G + c] + b[o], by im2col and one GEMM."""
 from math import prod
 
-from ..backend import get_array_module, parallel
+from ..backend import get_array_module, matmul, parallel
 from ..fillers import fill
 from ..im2col import (
     Workspace,
@@ -12,6 +12,7 @@ from ..im2col import (
     im2col,
     im2col_batch_last,
     to_batch_last,
+    window_view,
 )
 from ..layer import Layer
 from ..registry import register_layer
@@ -34,10 +35,7 @@ def grouped_matmul(a, b, out=None, accumulate=False):
     if out is None:
         out = xp.empty((a.shape[0], a.shape[1], b.shape[2]), a.dtype)
     for g in range(a.shape[0]):
-        if accumulate:
-            out[g] += a[g] @ b[g]
-        else:
-            xp.matmul(a[g], b[g], out=out[g])
+        matmul(a[g], b[g], out[g], accumulate)
     return out
 
 
@@ -185,8 +183,10 @@ class ConvolutionLayer(Layer):
         return buf
 
     def batch_last(self):
-        """Whether the GEMMs run on batch-last columns (C·∏kernel, P·nb)."""
-        return self.out_spatial[-1] < BATCH_LAST_BELOW_WIDTH
+        """Whether the GEMMs run on batch-last columns (C·∏kernel, P·nb): narrow outputs and
+        groups. Wide ones run one GEMM per image, (M, K+1) @ (K+1, P) with the bias folded in
+        as a row of ones, straight into the NCHW top."""
+        return self.group > 1 or self.out_spatial[-1] < BATCH_LAST_BELOW_WIDTH
 
     def padded_shape(self, nb):
         return ((self.channels,) + tuple(s + 2 * p for s, p in zip(self.in_spatial, self.pad))
@@ -197,16 +197,30 @@ class ConvolutionLayer(Layer):
         xp, ws = get_array_module(x), ws or self.ws
         xpad = ws.padded("xpad", self.padded_shape(n1 - n0), x.dtype, 0, xp)
         inside = tuple(slice(p, p + s) for p, s in zip(self.pad, self.in_spatial))
-        to_batch_last(x[n0:n1], xpad[(slice(None),) + inside])
+        to_batch_last(x[n0:n1], xpad[(slice(None),) + inside], ws)
         k, p = self.channels * prod(self.kernel), prod(self.out_spatial)
         buf = ws.scratch(name, (k, p * (n1 - n0)), x.dtype, xp)
         return im2col_batch_last(xpad, self.kernel, self.stride, self.dilation,
                                  self.out_spatial, buf)
 
+    def im2col_per_image(self, x, n0, n1, name, ws):
+        """Columns (nb, C·∏kernel + 1, P) of images [n0, n1); the last row is ones (the bias)."""
+        xp = get_array_module(x)
+        nb, n = n1 - n0, self.num_spatial
+        k, p = self.channels * prod(self.kernel), prod(self.out_spatial)
+        buf = ws.scratch(name, (nb, k + 1, p), x.dtype, xp)
+        view = window_view(x[n0:n1], self.kernel, self.pad, self.stride, self.dilation,
+                           self.out_spatial, 0.0, ws)  # (nb, C, *out, *kernel)
+        dst = buf[:, :k].reshape((nb, self.channels) + self.kernel + self.out_spatial)
+        dst[...] = view.transpose((0, 1) + tuple(range(2 + n, 2 + 2 * n))
+                                  + tuple(range(2, 2 + n)))
+        buf[:, k] = 1
+        return buf
+
     def columns(self, x, n0, n1, name, ws):
         if self.batch_last():
             return self.im2col_batch_last(x, n0, n1, name, ws)
-        return self.im2col(x, n0, n1, name, ws)
+        return self.im2col_per_image(x, n0, n1, name, ws)
 
     def split(self, function):
         """function(start, stop) over the batch, split among the threads (backend.parallel)."""
@@ -222,27 +236,29 @@ class ConvolutionLayer(Layer):
         """top = W ⋆ bottom + b for images [start, stop), a chunk at a time."""
         g, m, c = self.group, self.num_output, self.channels
         p, k = prod(self.out_spatial), c * prod(self.kernel)
-        w = self.blobs[0].data.reshape(g, m // g, k // g)
         x = bottom.data.reshape((self.num, c) + self.in_spatial)
         xp, ws = get_array_module(x), self.workspace(start)
         y = top.data.reshape(self.num, m, p)
         spans = self.chunks(k * p, start, stop)
         self.cached[i, start, stop] = len(spans) == 1  # the columns stay for backward
+        if not self.batch_last():  # (M, K+1): the weights and the bias column
+            w = ws.scratch("w_bias", (m, k + 1), x.dtype, xp)
+            w[:, :k] = self.blobs[0].data.reshape(m, k)
+            w[:, k] = self.blobs[1].data if self.bias_term else 0
+        else:
+            w = self.blobs[0].data.reshape(g, m // g, k // g)
         for n0, n1 in spans:
             nb = n1 - n0
             cols = self.columns(x, n0, n1, f"cols{i}" if len(spans) == 1 else "cols", ws)
+            if not self.batch_last():
+                xp.matmul(w, cols, out=y[n0:n1])  # (M, K+1) @ (nb, K+1, P) -> (nb, M, P)
+                continue
             wx = grouped_matmul(w, cols.reshape(g, k // g, nb * p),
                                 ws.scratch("gemm", (g, m // g, nb * p), x.dtype, xp))
             wx = wx.reshape(m, nb * p)
-            if self.batch_last():  # (M, P, nb) -> (nb, M, P)
-                if self.bias_term:
-                    wx += self.blobs[1].data[:, None]
-                from_batch_last(wx.reshape(m, p, nb), y[n0:n1])
-            elif self.bias_term:  # (M, nb, P) -> (nb, M, P) with the bias on the way
-                xp.add(wx.reshape(m, nb, p).transpose(1, 0, 2), self.blobs[1].data[:, None],
-                       out=y[n0:n1])
-            else:
-                y[n0:n1] = wx.reshape(m, nb, p).transpose(1, 0, 2)
+            if self.bias_term:
+                wx += self.blobs[1].data[:, None]
+            from_batch_last(wx.reshape(m, p, nb), y[n0:n1])  # (M, P, nb) -> (nb, M, P)
 
     def backward(self, top, propagate_down, bottom):
         need_w = self.param_propagate_down[0]
@@ -283,34 +299,59 @@ class ConvolutionLayer(Layer):
                 db[...] = 0
         x = bottom.data.reshape((self.num, c) + self.in_spatial)
         spans = self.chunks(k * p, start, stop)
-        batch_last = self.batch_last()
         for n0, n1 in spans:
-            nb = n1 - n0
-            dyt = ws.scratch("dyt", (m, nb * p), dy.dtype, xp)
-            if batch_last:
-                to_batch_last(dy[n0:n1], dyt.reshape(m, p, nb))
+            keep = self.cached.get((i, start, stop), False) and len(spans) == 1
+            if self.batch_last():
+                self.backward_batch_last(dy, x, bottom, dw, db, propagate_down, n0, n1, i,
+                                         keep, ws)
             else:
-                dyt.reshape(m, nb, p)[...] = dy[n0:n1].transpose(1, 0, 2)
-            if need_b:
-                db += dyt.sum(axis=1)  # params accumulate
-            dyt = dyt.reshape(g, m // g, nb * p)  # (G, M/G, nb·P)
-            if need_w:
-                keep = self.cached.get((i, start, stop), False) and len(spans) == 1
-                cols = (ws.scratch(f"cols{i}", (k, nb * p), x.dtype, xp) if keep
-                        else self.columns(x, n0, n1, "cols", ws))
-                grouped_matmul(dyt, cols.reshape(g, k // g, nb * p).transpose(0, 2, 1), dw,
-                               accumulate=True)
-            if propagate_down:
-                dcols = grouped_matmul(w.transpose(0, 2, 1), dyt, ws.scratch(
-                    "dcols", (g, k // g, nb * p), dy.dtype, xp))  # (G, K/G, nb·P)
-                dx = bottom.diff.reshape((self.num, c) + self.in_spatial)[n0:n1]
-                if batch_last:
-                    dxpad = ws.scratch("dxpad", self.padded_shape(nb), dy.dtype, xp)
-                    col2im_batch_last(dcols, self.kernel, self.stride, self.dilation,
-                                      self.out_spatial, dxpad)
-                    inside = tuple(slice(q, q + s) for q, s in zip(self.pad, self.in_spatial))
-                    from_batch_last(dxpad[(slice(None),) + inside], dx)
-                else:
-                    col2im(dcols, dx.shape, self.kernel, self.pad, self.stride,
-                           self.dilation, batch_last=True, out=dx, ws=ws)
+                self.backward_per_image(dy, x, bottom, dw, db, propagate_down, n0, n1, i,
+                                        keep, ws)
         return (None if start == 0 else dw), (None if start == 0 else db)
+
+    def backward_per_image(self, dy, x, bottom, dw, db, propagate_down, n0, n1, i, keep, ws):
+        """Gradients of images [n0, n1) with one GEMM per image (group 1, wide outputs)."""
+        m, c = self.num_output, self.channels
+        p, k = prod(self.out_spatial), c * prod(self.kernel)
+        xp, nb, dy = get_array_module(dy), n1 - n0, dy[n0:n1]  # (nb, M, P)
+        if db is not None:
+            db += dy.sum(axis=(0, 2))  # params accumulate
+        if dw is not None:
+            cols = (ws.scratch(f"cols{i}", (nb, k + 1, p), x.dtype, xp) if keep
+                    else self.columns(x, n0, n1, "cols", ws))
+            per_image = xp.matmul(dy, cols[:, :k].transpose(0, 2, 1),
+                                  out=ws.scratch("dw_images", (nb, m, k), dy.dtype, xp))
+            dw += per_image.sum(axis=0).reshape(dw.shape)
+        if propagate_down:
+            wt = ws.scratch("wt", (k, m), dy.dtype, xp)
+            wt[...] = self.blobs[0].data.reshape(m, k).T
+            dcols = xp.matmul(wt, dy, out=ws.scratch("dcols", (nb, k, p), dy.dtype, xp))
+            dx = bottom.diff.reshape((self.num, c) + self.in_spatial)[n0:n1]
+            col2im(dcols, dx.shape, self.kernel, self.pad, self.stride, self.dilation, out=dx,
+                   ws=ws)
+
+    def backward_batch_last(self, dy, x, bottom, dw, db, propagate_down, n0, n1, i, keep, ws):
+        """Gradients of images [n0, n1) on batch-last columns (C·∏kernel, P·nb)."""
+        g, m, c = self.group, self.num_output, self.channels
+        p, k = prod(self.out_spatial), c * prod(self.kernel)
+        w = self.blobs[0].data.reshape(g, m // g, k // g)
+        xp, nb = get_array_module(dy), n1 - n0
+        dyt = ws.scratch("dyt", (m, nb * p), dy.dtype, xp)
+        to_batch_last(dy[n0:n1], dyt.reshape(m, p, nb), ws)
+        if db is not None:
+            db += dyt.sum(axis=1)  # params accumulate
+        dyt = dyt.reshape(g, m // g, nb * p)  # (G, M/G, nb·P)
+        if dw is not None:
+            cols = (ws.scratch(f"cols{i}", (k, nb * p), x.dtype, xp) if keep
+                    else self.columns(x, n0, n1, "cols", ws))
+            grouped_matmul(dyt, cols.reshape(g, k // g, nb * p).transpose(0, 2, 1), dw,
+                           accumulate=True)
+        if propagate_down:
+            dcols = grouped_matmul(w.transpose(0, 2, 1), dyt, ws.scratch(
+                "dcols", (g, k // g, nb * p), dy.dtype, xp))  # (G, K/G, nb·P)
+            dx = bottom.diff.reshape((self.num, c) + self.in_spatial)[n0:n1]
+            dxpad = ws.scratch("dxpad", self.padded_shape(nb), dy.dtype, xp)
+            col2im_batch_last(dcols, self.kernel, self.stride, self.dilation,
+                              self.out_spatial, dxpad)
+            inside = tuple(slice(q, q + s) for q, s in zip(self.pad, self.in_spatial))
+            from_batch_last(dxpad[(slice(None),) + inside], dx)
