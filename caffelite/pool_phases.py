@@ -27,6 +27,9 @@ class PhaseGeometry:
         self.plane = nc * self.t[0] * self.t[1]
         self.tail_w = (kernel[1] - 1) // stride[1]  # largest shift along a row
         self.tail_h = (kernel[0] - 1) // stride[0] * self.t[1]  # ... and down the columns
+        # kernel == stride, no padding, the image an exact multiple: planes are the outputs
+        self.tiled = (kernel == stride and pad == (0, 0)
+                      and all(n == o * s for n, o, s in zip(size, out_size, stride)))
 
     def offsets(self, axis):
         """(k, phase, shift) per kernel offset along axis 0 (rows of planes) or 1."""
@@ -121,19 +124,43 @@ def window_max_backward(dtop, track, geo, ws, dx):
     a1, a2 = track
     (sh, sw), n = geo.stride, geo.plane
     oh, ow = geo.out_size
+    if geo.tiled:  # windows tile the image: write each phase's cells once, in place
+        dtop = dtop.reshape(geo.nc, oh, ow)
+        dx3 = dx.reshape(geo.nc, *geo.size)
+        for ph in range(sh):
+            row_won = a2.reshape(geo.nc, oh, ow) == ph + 1
+            for pw in range(sw):
+                won = xp.logical_and(row_won, a1[ph].reshape(geo.nc, oh, ow) == pw + 1)
+                xp.multiply(dtop, won, out=dx3[:, ph::sh, pw::sw])
+        return dx
     grad = ws.padded("grad", (geo.nc,) + geo.t, dtop.dtype, 0, xp)  # zero past (oh, ow)
     grad[:, :oh, :ow] = dtop.reshape(geo.nc, oh, ow)
     grad = grad.reshape(-1)
     drows = ws.scratch("drows", (sh, n + geo.tail_h), dtop.dtype, xp)
-    drows[...] = 0
-    for k, phase, shift in geo.offsets(0):
-        _shifted(drows[phase], shift, n)[...] += grad * (a2 == k + 1)
+    _spread(drows, geo.offsets(0), n, lambda k: xp.multiply(grad, a2 == k + 1))
     dplanes = ws.scratch("dplanes", (sh, sw, n + geo.tail_w), dtop.dtype, xp)
-    dplanes[...] = 0
     for ph in range(sh):
-        for k, phase, shift in geo.offsets(1):
-            _shifted(dplanes[ph, phase], shift, n)[...] += drows[ph, :n] * (a1[ph] == k + 1)
+        _spread(dplanes[ph], geo.offsets(1), n,
+                lambda k, ph=ph: xp.multiply(drows[ph, :n], a1[ph] == k + 1))
     return _scatter_planes(dplanes, geo, dx)
+
+
+def _spread(targets, offsets, n, value):
+    """targets[phase][shift:shift + n] += value(k) over the offsets; with stride >= kernel
+    every offset has its own phase and no shift, so each plane is written once, not summed."""
+    if all(shift == 0 for _, _, shift in offsets) and len(offsets) == len(
+            {phase for _, phase, _ in offsets}):
+        hit = set()
+        for k, phase, _ in offsets:
+            targets[phase, :n] = value(k)
+            hit.add(phase)
+        for phase in range(targets.shape[0]):
+            if phase not in hit:
+                targets[phase] = 0
+        return
+    targets[...] = 0
+    for k, phase, shift in offsets:
+        _shifted(targets[phase], shift, n)[...] += value(k)
 
 
 def window_sum(x, geo, ws, out=None):
@@ -172,14 +199,10 @@ def window_sum_backward(dtop, geo, ws, dx):
     grad[:, :oh, :ow] = dtop.reshape(geo.nc, oh, ow)
     grad = grad.reshape(-1)
     drows = ws.scratch("drows", (sh, n + geo.tail_h), dtop.dtype, xp)
-    drows[...] = 0
-    for _, phase, shift in geo.offsets(0):
-        _shifted(drows[phase], shift, n)[...] += grad
+    _spread(drows, geo.offsets(0), n, lambda k: grad)
     dplanes = ws.scratch("dplanes", (sh, sw, n + geo.tail_w), dtop.dtype, xp)
-    dplanes[...] = 0
     for ph in range(sh):
-        for _, phase, shift in geo.offsets(1):
-            _shifted(dplanes[ph, phase], shift, n)[...] += drows[ph, :n]
+        _spread(dplanes[ph], geo.offsets(1), n, lambda k, ph=ph: drows[ph, :n])
     return _scatter_planes(dplanes, geo, dx)
 
 

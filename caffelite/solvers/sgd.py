@@ -20,6 +20,7 @@ class SGDSolver(Solver):
         dt = diff.dtype.type
         local_rate = dt(rate) * dt(self.net.params_lr[param_id])
         # caffe_cpu_axpby: v = local_rate·g + μ·v; the update is v itself
+        step = self.xp.multiply(diff, local_rate, out=self.scratch(param_id))
         v *= dt(self.param.momentum)
-        v += local_rate * diff
+        v += step
         diff[...] = v

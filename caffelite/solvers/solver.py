@@ -341,10 +341,21 @@ class Solver:
         local_decay = dt(self.param.weight_decay) * dt(self.net.params_weight_decay[param_id])
         if not local_decay:
             return
+        term = self.scratch(param_id)
         if self.param.regularization_type == "L2":
-            blob.diff[...] += local_decay * blob.data
+            self.xp.multiply(blob.data, local_decay, out=term)
         else:
-            blob.diff[...] += local_decay * self.xp.sign(blob.data)
+            self.xp.multiply(self.xp.sign(blob.data, out=term), local_decay, out=term)
+        blob.diff += term
+
+    def scratch(self, param_id):
+        """A work array shaped like learnable param `param_id`, kept between iterations."""
+        buffers = self.__dict__.setdefault("_scratch", {})
+        data = self.learnable_params[param_id].data
+        buf = buffers.get(param_id)
+        if buf is None or buf.shape != data.shape or buf.dtype != data.dtype:
+            buf = buffers[param_id] = self.xp.empty_like(data)
+        return buf
 
     def compute_update_value(self, param_id, rate):
         raise NotImplementedError
