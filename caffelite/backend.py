@@ -141,7 +141,7 @@ def parallel(function, count, min_items=1):
     run concurrently, each calling BLAS on one thread. Nested calls run serially.
     """
     threads = min(_num_threads, count // max(1, min_items))
-    if threads <= 1 or not _pool_lock.acquire(blocking=False):
+    if threads <= 1 or deferred_busy() or not _pool_lock.acquire(blocking=False):
         function(0, count)
         return
     try:
@@ -210,7 +210,7 @@ def matmul(a, b, out, accumulate=False):
     xp = get_array_module(a)
     rows, cols = out.shape
     work = rows * cols * a.shape[1]
-    if _num_threads <= 1 or work < MATMUL_MIN_WORK or xp is not np:
+    if _num_threads <= 1 or work < MATMUL_MIN_WORK or xp is not np or deferred_busy():
         if accumulate:
             out += a @ b
         else:
@@ -227,3 +227,98 @@ def matmul(a, b, out, accumulate=False):
             np.matmul(lhs, rhs, out=target)
     parallel(part, rows if by_rows else cols, min_items=16)
     return out
+
+
+def stacked_matmul(a, b, out):
+    """out[i] = a[i] @ b[i] (a or b may be one 2-D matrix for all i), the stack split among
+    the threads: one np.matmul call each, so the GIL is released for the whole part."""
+    xp = get_array_module(b)
+    count = out.shape[0]
+    work = out.size * (a.shape[-1] if a.ndim else 1)
+    if _num_threads <= 1 or work < MATMUL_MIN_WORK or xp is not np or deferred_busy():
+        return xp.matmul(a, b, out=out)
+
+    def part(start, stop):
+        lhs = a[start:stop] if a.ndim == 3 else a
+        rhs = b[start:stop] if b.ndim == 3 else b
+        np.matmul(lhs, rhs, out=out[start:stop])
+    parallel(part, count)
+    return out
+
+
+# -- deferred parameter gradients -----------------------------------------------------------
+# Inside a net's backward pass, a layer may hand the GEMM of its weight gradient to a second
+# thread and go on with its input gradient: the lower layers' backward (mostly short NumPy
+# calls that hold the GIL between them) then overlaps with one long BLAS call that does not.
+# Tasks run one at a time in order, so two layers accumulating into shared blobs never race;
+# the pass waits for all of them before it returns.
+class _Deferred(threading.Thread):
+    def __init__(self):
+        super().__init__(daemon=True)
+        self._tasks = []
+        self._ready = threading.Condition()
+        self._error = None
+        self.start()
+
+    def run(self):
+        while True:
+            with self._ready:
+                while not self._tasks:
+                    self._ready.wait()
+                task = self._tasks[0]
+            try:
+                task()
+            except BaseException as exc:  # re-raised by wait()
+                self._error = self._error or exc
+            with self._ready:
+                self._tasks.pop(0)
+                self._ready.notify_all()
+
+    def submit(self, task):
+        with self._ready:
+            self._tasks.append(task)
+            self._ready.notify_all()
+
+    def busy(self):
+        return bool(self._tasks)
+
+    def wait(self):
+        with self._ready:
+            while self._tasks:
+                self._ready.wait()
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+
+_deferred = None
+_deferring = threading.local()
+
+
+def defer(task):
+    """Run task() now, or on the gradient thread inside a `deferring()` pass (threads > 1)."""
+    global _deferred
+    if not getattr(_deferring, "depth", 0) or _num_threads <= 1:
+        task()
+        return
+    if _deferred is None:
+        _deferred = _Deferred()
+    _deferred.submit(task)
+
+
+def deferred_busy():
+    return _deferred is not None and _deferred.busy()
+
+
+class deferring:
+    """Context of a backward pass: defer() hands tasks to the gradient thread; on the way out
+    every task has finished (and the first error, if any, is raised)."""
+
+    def __enter__(self):
+        _deferring.depth = getattr(_deferring, "depth", 0) + 1
+        return self
+
+    def __exit__(self, *exc):
+        _deferring.depth -= 1
+        if _deferring.depth == 0 and _deferred is not None:
+            _deferred.wait()

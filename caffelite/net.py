@@ -6,7 +6,7 @@ from collections import OrderedDict
 import numpy as np
 
 from . import io
-from .backend import single_blas_thread
+from .backend import deferring, single_blas_thread
 from .errors import CaffeliteError, NetError
 from .net_build import NetWiring, check_layer_types
 from .net_filter import filter_net, insert_splits
@@ -113,6 +113,15 @@ class Net:
         self.params_lr = wiring.params_lr
         self.params_weight_decay = wiring.params_weight_decay
         self.param_owners = wiring.param_owners
+        # A layer may compute its weight gradient on a second thread during backward
+        # (backend.defer) unless it shares parameters with another layer.
+        sharing = set()
+        for i, owner in enumerate(wiring.param_owners):
+            if owner >= 0:
+                sharing.update((wiring.param_layer_indices[i][0],
+                                wiring.param_layer_indices[owner][0]))
+        for i, layer in enumerate(self.layers):
+            layer.defer_param_grads = i not in sharing
         self.layer_need_backward = wiring.layer_need_backward
         self.bottom_need_backward = wiring.bottom_need_backward
         self.blob_need_backward = OrderedDict(zip(self.blob_names, wiring.blob_need_backward))
@@ -156,7 +165,7 @@ class Net:
     def backward_from_to(self, start=None, end=0):
         """Run backward of layers start down to end (inclusive) that need it."""
         start = len(self.layers) - 1 if start is None else start
-        with single_blas_thread():
+        with single_blas_thread(), deferring():
             for i in range(start, end - 1, -1):
                 if self.layer_need_backward[i]:
                     self.layers[i].backward(self.top_vecs[i], self.bottom_need_backward[i],

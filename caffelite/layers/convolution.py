@@ -1,7 +1,7 @@
 """Convolution: y[n, o] = Σ_c W[o, c] ⋆ x[n, group(o)·C/G + c] + b[o], by im2col and one GEMM."""
 from math import prod
 
-from ..backend import get_array_module, matmul, parallel
+from ..backend import defer, get_array_module, matmul, parallel, stacked_matmul
 from ..fillers import fill
 from ..im2col import (
     Workspace,
@@ -22,8 +22,8 @@ COL_BUFFER_ELEMENTS = 1 << 26
 # Outputs narrower than this run in the batch-last layout (see im2col.py): NumPy copies short
 # NCHW window rows slowly, while wide ones (a first layer's) are cheaper without transposes.
 BATCH_LAST_BELOW_WIDTH = 20
-# Layers split their batch among threads when each part has at least this many column entries.
-PARALLEL_MIN_WORK = 1 << 16
+# The batch is split among threads when one window copy of a thread's part has this many cells.
+PARALLEL_MIN_WORK = 1 << 17
 
 
 def grouped_matmul(a, b, out=None, accumulate=False):
@@ -223,8 +223,10 @@ class ConvolutionLayer(Layer):
         return self.im2col_per_image(x, n0, n1, name, ws)
 
     def split(self, function):
-        """function(start, stop) over the batch, split among the threads (backend.parallel)."""
-        per_image = self.channels * prod(self.kernel) * prod(self.out_spatial)
+        """function(start, stop) over the batch, split among the threads when each thread's
+        window copies are large; otherwise one range, whose GEMMs are split instead (many
+        small NumPy calls in two threads spend their time handing the GIL back and forth)."""
+        per_image = self.channels * prod(self.out_spatial)  # one window copy of one image
         parallel(function, self.num, min_items=max(1, PARALLEL_MIN_WORK // per_image))
 
     def forward(self, bottom, top):
@@ -251,7 +253,7 @@ class ConvolutionLayer(Layer):
             nb = n1 - n0
             cols = self.columns(x, n0, n1, f"cols{i}" if len(spans) == 1 else "cols", ws)
             if not self.batch_last():
-                xp.matmul(w, cols, out=y[n0:n1])  # (M, K+1) @ (nb, K+1, P) -> (nb, M, P)
+                stacked_matmul(w, cols, y[n0:n1])  # (M, K+1) @ (nb, K+1, P) -> (nb, M, P)
                 continue
             wx = grouped_matmul(w, cols.reshape(g, k // g, nb * p),
                                 ws.scratch("gemm", (g, m // g, nb * p), x.dtype, xp))
@@ -309,6 +311,14 @@ class ConvolutionLayer(Layer):
                                         keep, ws)
         return (None if start == 0 else dw), (None if start == 0 else db)
 
+    def weight_grad(self, task, may_defer):
+        """Run the weight-gradient GEMM now, or (whole batch, columns kept from forward, inside
+        a net's backward) on the gradient thread while the input gradient goes on here."""
+        if may_defer and getattr(self, "defer_param_grads", False):
+            defer(task)
+        else:
+            task()
+
     def backward_per_image(self, dy, x, bottom, dw, db, propagate_down, n0, n1, i, keep, ws):
         """Gradients of images [n0, n1) with one GEMM per image (group 1, wide outputs)."""
         m, c = self.num_output, self.channels
@@ -319,13 +329,16 @@ class ConvolutionLayer(Layer):
         if dw is not None:
             cols = (ws.scratch(f"cols{i}", (nb, k + 1, p), x.dtype, xp) if keep
                     else self.columns(x, n0, n1, "cols", ws))
-            per_image = xp.matmul(dy, cols[:, :k].transpose(0, 2, 1),
-                                  out=ws.scratch("dw_images", (nb, m, k), dy.dtype, xp))
-            dw += per_image.sum(axis=0).reshape(dw.shape)
+            per_image = ws.scratch(f"dw_images{i}", (nb, m, k), dy.dtype, xp)
+
+            def weight_grad():
+                stacked_matmul(dy, cols[:, :k].transpose(0, 2, 1), per_image)
+                dw[...] += per_image.sum(axis=0).reshape(dw.shape)
+            self.weight_grad(weight_grad, keep and nb == self.num)
         if propagate_down:
             wt = ws.scratch("wt", (k, m), dy.dtype, xp)
             wt[...] = self.blobs[0].data.reshape(m, k).T
-            dcols = xp.matmul(wt, dy, out=ws.scratch("dcols", (nb, k, p), dy.dtype, xp))
+            dcols = stacked_matmul(wt, dy, ws.scratch("dcols", (nb, k, p), dy.dtype, xp))
             dx = bottom.diff.reshape((self.num, c) + self.in_spatial)[n0:n1]
             col2im(dcols, dx.shape, self.kernel, self.pad, self.stride, self.dilation, out=dx,
                    ws=ws)
@@ -336,7 +349,7 @@ class ConvolutionLayer(Layer):
         p, k = prod(self.out_spatial), c * prod(self.kernel)
         w = self.blobs[0].data.reshape(g, m // g, k // g)
         xp, nb = get_array_module(dy), n1 - n0
-        dyt = ws.scratch("dyt", (m, nb * p), dy.dtype, xp)
+        dyt = ws.scratch(f"dyt{i}", (m, nb * p), dy.dtype, xp)
         to_batch_last(dy[n0:n1], dyt.reshape(m, p, nb), ws)
         if db is not None:
             db += dyt.sum(axis=1)  # params accumulate
@@ -344,8 +357,9 @@ class ConvolutionLayer(Layer):
         if dw is not None:
             cols = (ws.scratch(f"cols{i}", (k, nb * p), x.dtype, xp) if keep
                     else self.columns(x, n0, n1, "cols", ws))
-            grouped_matmul(dyt, cols.reshape(g, k // g, nb * p).transpose(0, 2, 1), dw,
-                           accumulate=True)
+            self.weight_grad(lambda: grouped_matmul(
+                dyt, cols.reshape(g, k // g, nb * p).transpose(0, 2, 1), dw, accumulate=True),
+                keep and nb == self.num)
         if propagate_down:
             dcols = grouped_matmul(w.transpose(0, 2, 1), dyt, ws.scratch(
                 "dcols", (g, k // g, nb * p), dy.dtype, xp))  # (G, K/G, nb·P)

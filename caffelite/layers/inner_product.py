@@ -1,5 +1,5 @@
 """InnerProduct: y = x · Wᵀ + b over the flattened axes from `axis` on (W is (N, K))."""
-from ..backend import get_array_module, parallel
+from ..backend import defer, get_array_module, parallel
 from ..fillers import fill
 from ..layer import Layer
 from ..registry import register_layer
@@ -93,7 +93,10 @@ class InnerProductLayer(Layer):
                     dw[:, a:b] += x.T @ dy[:, a:b]  # (K, N)
                 else:
                     dw[a:b] += dy[:, a:b].T @ x  # (N, K)
-            self.split(weight_rows, self.num_output, self.M * self.K)
+            if getattr(self, "defer_param_grads", False):  # in a net: on the gradient thread
+                defer(lambda: weight_rows(0, self.num_output))
+            else:
+                self.split(weight_rows, self.num_output, self.M * self.K)
         if self.bias_term and self.param_propagate_down[1]:
             self.blobs[1].diff += dy.sum(axis=0)
         if propagate_down[0]:

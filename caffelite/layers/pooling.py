@@ -19,8 +19,8 @@ from ..registry import register_layer
 
 P = pb.PoolingParameter
 FLT_MIN = float(np.finfo(np.float32).tiny)  # Caffe's StoPoolForwardTest starts its sum here
-# The batch is split among threads when each part holds at least this many input cells.
-PARALLEL_MIN_WORK = 1 << 16
+# The batch is split among threads when each thread's part holds this many input cells.
+PARALLEL_MIN_WORK = 1 << 19
 
 
 def _window_sum(view):
@@ -272,7 +272,8 @@ class PoolingLayer(Layer):
         return self.ws if start == 0 else self.range_ws.setdefault(start, Workspace())
 
     def split(self, function, count):
-        """function(start, stop) over the batch, split among the threads when worth it."""
+        """function(start, stop) over the batch, split among the threads when each thread's
+        arrays are large (many small NumPy calls in two threads mostly wait for the GIL)."""
         per_image = max(1, count // max(1, self.num))
         parallel(function, self.num, min_items=max(1, PARALLEL_MIN_WORK // per_image))
 
