@@ -258,11 +258,17 @@ def _window_slices(offset, out_size, stride, dilation):
 
 
 def im2col_batch_last(xpad, kernel, stride, dilation, out_size, out):
-    """cols (C, *kernel, *out, N) of a padded batch-last input xpad (C, *padded, N)."""
-    cols = out.reshape((xpad.shape[0],) + tuple(kernel) + tuple(out_size) + (xpad.shape[-1],))
-    for offset in itertools.product(*(range(k) for k in kernel)):
-        window = _window_slices(offset, out_size, stride, dilation)
-        cols[(slice(None),) + offset] = xpad[(slice(None),) + window]
+    """cols (C, *kernel, *out, N) of a padded batch-last input xpad (C, *padded, N), copied
+    from one strided view in a single call (rows of out_w·N contiguous cells when stride 1)."""
+    xp = get_array_module(xpad)
+    n = len(kernel)
+    shape = (xpad.shape[0],) + tuple(kernel) + tuple(out_size) + (xpad.shape[-1],)
+    spatial = xpad.strides[1:1 + n]
+    strides = ((xpad.strides[0],) + tuple(s * d for s, d in zip(spatial, dilation))
+               + tuple(s * t for s, t in zip(spatial, stride)) + (xpad.strides[-1],))
+    view = (np.lib.stride_tricks.as_strided(xpad, shape, strides, writeable=False) if xp is np
+            else xp.lib.stride_tricks.as_strided(xpad, shape, strides))
+    out.reshape(shape)[...] = view
     return out
 
 

@@ -360,7 +360,10 @@ class ConvolutionLayer(Layer):
             self.weight_grad(lambda: grouped_matmul(
                 dyt, cols.reshape(g, k // g, nb * p).transpose(0, 2, 1), dw, accumulate=True),
                 keep and nb == self.num)
-        if propagate_down:
+        if propagate_down and self.full_correlation():
+            self.input_grad_full(dyt.reshape((m,) + self.out_spatial + (nb,)), bottom, n0, n1,
+                                 ws)
+        elif propagate_down:
             dcols = grouped_matmul(w.transpose(0, 2, 1), dyt, ws.scratch(
                 "dcols", (g, k // g, nb * p), dy.dtype, xp))  # (G, K/G, nb·P)
             dx = bottom.diff.reshape((self.num, c) + self.in_spatial)[n0:n1]
@@ -369,3 +372,32 @@ class ConvolutionLayer(Layer):
                               self.out_spatial, dxpad)
             inside = tuple(slice(q, q + s) for q, s in zip(self.pad, self.in_spatial))
             from_batch_last(dxpad[(slice(None),) + inside], dx)
+
+    def full_correlation(self):
+        """Whether the input gradient is cheaper as a convolution of the padded top diff with
+        the flipped weights (stride 1, no groups, columns no larger than col2im's): one window
+        copy and one GEMM instead of a GEMM and ∏kernel scatter-adds."""
+        return (self.group == 1 and set(self.stride) == {1}
+                and all(d * (k - 1) >= q for d, k, q in zip(self.dilation, self.kernel, self.pad))
+                and self.num_output * prod(self.in_spatial)
+                <= self.channels * prod(self.out_spatial))
+
+    def input_grad_full(self, dyt, bottom, n0, n1, ws):
+        """dx = dy (padded by dilation·(k−1) − pad) ⋆ W flipped, all batch-last."""
+        xp, nb, m, c = get_array_module(dyt), n1 - n0, self.num_output, self.channels
+        full_pad = tuple(d * (k - 1) - q for d, k, q in zip(self.dilation, self.kernel, self.pad))
+        shape = (m,) + tuple(o + 2 * q for o, q in zip(self.out_spatial, full_pad)) + (nb,)
+        dypad = ws.padded("dypad", shape, dyt.dtype, 0, xp)
+        dypad[(slice(None),) + tuple(slice(q, q + o) for q, o in
+                                     zip(full_pad, self.out_spatial))] = dyt
+        kk = prod(self.kernel)
+        cols = im2col_batch_last(dypad, self.kernel, (1,) * self.num_spatial, self.dilation,
+                                 self.in_spatial, ws.scratch(
+                                     "dycols", (m * kk, prod(self.in_spatial) * nb), dyt.dtype,
+                                     xp))
+        flip = (slice(None), slice(None)) + (slice(None, None, -1),) * self.num_spatial
+        wflip = ws.scratch("wflip", (c, m * kk), dyt.dtype, xp)
+        wflip.reshape((c, m) + self.kernel)[...] = self.blobs[0].data[flip].swapaxes(0, 1)
+        dxt = matmul(wflip, cols, ws.scratch("dxt", (c, cols.shape[1]), dyt.dtype, xp))
+        dx = bottom.diff.reshape((self.num, c) + self.in_spatial)[n0:n1]
+        from_batch_last(dxt.reshape((c,) + self.in_spatial + (nb,)), dx)
