@@ -32,7 +32,7 @@ class ReLULayer(NeuronLayer):
         positive = bottom[0].data > 0
         dy = top[0].diff
         if self.negative_slope == 0:
-            bottom[0].diff[...] = dy * positive
+            xp.multiply(dy, positive, out=bottom[0].diff)  # elementwise: safe in place
         else:
             slope = xp.where(positive, dy.dtype.type(1), dy.dtype.type(self.negative_slope))
             bottom[0].diff[...] = dy * slope
