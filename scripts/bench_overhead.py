@@ -5,9 +5,9 @@
     python scripts/bench_overhead.py --nets lenet:64 --iters 50 --threads 1
 
 The bare loop calls every layer's forward and backward directly on the net's own blobs (no
-reshape, no loss bookkeeping, no callbacks, no learning-rate policy) and applies the same
-SGD step (weight decay, momentum) with in-place NumPy. Both run alternately in one process;
-the overhead is step / bare − 1 (median ms per iteration).
+reshape, no loss bookkeeping, no callbacks, no learning-rate policy), with the same threading
+as a net pass, and applies the same SGD step (weight decay, momentum) with in-place NumPy.
+Both run alternately in one process; the overhead is step / bare − 1 (median ms/iteration).
 """
 import argparse
 import os
@@ -17,6 +17,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402
+
+from caffelite import backend  # noqa: E402
 
 
 class BareLoop:
@@ -38,11 +40,14 @@ class BareLoop:
     def step(self):
         for blob, *_ in self.params:
             blob.diff[...] = 0
-        for layer, bottom, top, _, _ in self.steps:
-            layer.forward(bottom, top)
-        for layer, bottom, top, need, propagate in reversed(self.steps):
-            if need:
-                layer.backward(top, propagate, bottom)
+        # the same threading as a net pass: OpenBLAS on one thread, weight gradients deferred
+        with backend.single_blas_thread():
+            for layer, bottom, top, _, _ in self.steps:
+                layer.forward(bottom, top)
+        with backend.single_blas_thread(), backend.deferring():
+            for layer, bottom, top, need, propagate in reversed(self.steps):
+                if need:
+                    layer.backward(top, propagate, bottom)
         for blob, history, rate, decay in self.params:
             blob.diff += decay * blob.data
             history *= self.momentum
