@@ -23,7 +23,7 @@ COL_BUFFER_ELEMENTS = 1 << 26
 # NCHW window rows slowly, while wide ones (a first layer's) are cheaper without transposes.
 BATCH_LAST_BELOW_WIDTH = 20
 # The batch is split among threads when one window copy of a thread's part has this many cells.
-PARALLEL_MIN_WORK = 1 << 17
+PARALLEL_MIN_WORK = 1 << 12
 
 
 def grouped_matmul(a, b, out=None, accumulate=False):
