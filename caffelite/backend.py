@@ -296,14 +296,16 @@ _deferring = threading.local()
 
 
 def defer(task):
-    """Run task() now, or on the gradient thread inside a `deferring()` pass (threads > 1)."""
+    """Run task() now (False), or on the gradient thread inside a `deferring()` pass with more
+    than one thread (True)."""
     global _deferred
     if not getattr(_deferring, "depth", 0) or _num_threads <= 1:
         task()
-        return
+        return False
     if _deferred is None:
         _deferred = _Deferred()
     _deferred.submit(task)
+    return True
 
 
 def deferred_busy():

@@ -103,6 +103,8 @@ class TorchSide:
     def __init__(self, name, batch, rng, channels_last):
         import torch
 
+        if THREADS is not None:
+            torch.set_num_threads(THREADS)
         self.torch = torch
         self.model = torch_model(name)
         self.optim = torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.9,
@@ -146,18 +148,21 @@ def time_alternately(sides, mode, iters, warmup):
             for key, t in times.items()}
 
 
+THREADS = None
+
+
 def set_threads(count):
-    """The same thread count on both sides: PyTorch's intra-op pool; caffelite's layer threads
-    and NumPy's OpenBLAS (which caffelite holds at one thread inside its own threads)."""
+    """The same thread count on both sides: PyTorch's intra-op pool (set when a PyTorch side
+    is built, so a caffelite-only process never loads torch); caffelite's layer threads and
+    NumPy's OpenBLAS (which caffelite holds at one thread inside its own threads)."""
+    global THREADS
     from caffelite import backend
 
+    THREADS = count
     backend.set_num_threads(count)
     backend.set_blas_threads(count)
-    try:
-        import torch
-    except ImportError:
-        return
-    torch.set_num_threads(count)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(count)
 
 
 def peak_memory_mb(side, name, batch, iters, threads):
@@ -182,7 +187,6 @@ def main():
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args()
-    set_threads(args.threads)
     try:
         import torch  # noqa: F401
 
@@ -191,6 +195,7 @@ def main():
         print("PyTorch is not installed (pip install torch==2.13.0): timing caffelite alone",
               file=sys.stderr)
         side_keys = ["caffelite"]
+    set_threads(args.threads)
     results = []
     for entry in args.nets:
         name, _, batch = entry.partition(":")

@@ -304,8 +304,9 @@ class ConvolutionLayer(Layer):
         for n0, n1 in spans:
             keep = self.cached.get((i, start, stop), False) and len(spans) == 1
             if self.batch_last():
-                self.backward_batch_last(dy, x, bottom, dw, db, propagate_down, n0, n1, i,
-                                         keep, ws)
+                if self.backward_batch_last(dy, x, bottom, dw, db, propagate_down, n0, n1, i,
+                                            keep, ws):
+                    self.cached[i, start, stop] = False  # the columns were overwritten
             else:
                 self.backward_per_image(dy, x, bottom, dw, db, propagate_down, n0, n1, i,
                                         keep, ws)
@@ -315,9 +316,9 @@ class ConvolutionLayer(Layer):
         """Run the weight-gradient GEMM now, or (whole batch, columns kept from forward, inside
         a net's backward) on the gradient thread while the input gradient goes on here."""
         if may_defer and getattr(self, "defer_param_grads", False):
-            defer(task)
-        else:
-            task()
+            return defer(task)
+        task()
+        return False
 
     def backward_per_image(self, dy, x, bottom, dw, db, propagate_down, n0, n1, i, keep, ws):
         """Gradients of images [n0, n1) with one GEMM per image (group 1, wide outputs)."""
@@ -344,7 +345,8 @@ class ConvolutionLayer(Layer):
                    ws=ws)
 
     def backward_batch_last(self, dy, x, bottom, dw, db, propagate_down, n0, n1, i, keep, ws):
-        """Gradients of images [n0, n1) on batch-last columns (C·∏kernel, P·nb)."""
+        """Gradients of images [n0, n1) on batch-last columns (C·∏kernel, P·nb); True when
+        forward's kept columns were overwritten."""
         g, m, c = self.group, self.num_output, self.channels
         p, k = prod(self.out_spatial), c * prod(self.kernel)
         w = self.blobs[0].data.reshape(g, m // g, k // g)
@@ -354,16 +356,21 @@ class ConvolutionLayer(Layer):
         if db is not None:
             db += dyt.sum(axis=1)  # params accumulate
         dyt = dyt.reshape(g, m // g, nb * p)  # (G, M/G, nb·P)
+        deferred = False
         if dw is not None:
             cols = (ws.scratch(f"cols{i}", (k, nb * p), x.dtype, xp) if keep
                     else self.columns(x, n0, n1, "cols", ws))
-            self.weight_grad(lambda: grouped_matmul(
+            deferred = self.weight_grad(lambda: grouped_matmul(
                 dyt, cols.reshape(g, k // g, nb * p).transpose(0, 2, 1), dw, accumulate=True),
                 keep and nb == self.num)
         if propagate_down and self.full_correlation():
+            # Once the weight gradient is done, forward's columns are free: the top diff's
+            # columns go there (no larger, by full_correlation), and forward refills them.
+            reuse = keep and not deferred
             self.input_grad_full(dyt.reshape((m,) + self.out_spatial + (nb,)), bottom, n0, n1,
-                                 ws)
-        elif propagate_down:
+                                 ws, f"cols{i}" if reuse else "dycols")
+            return reuse
+        if propagate_down:
             dcols = grouped_matmul(w.transpose(0, 2, 1), dyt, ws.scratch(
                 "dcols", (g, k // g, nb * p), dy.dtype, xp))  # (G, K/G, nb·P)
             dx = bottom.diff.reshape((self.num, c) + self.in_spatial)[n0:n1]
@@ -372,6 +379,7 @@ class ConvolutionLayer(Layer):
                               self.out_spatial, dxpad)
             inside = tuple(slice(q, q + s) for q, s in zip(self.pad, self.in_spatial))
             from_batch_last(dxpad[(slice(None),) + inside], dx)
+        return False
 
     def full_correlation(self):
         """Whether the input gradient is cheaper as a convolution of the padded top diff with
@@ -382,7 +390,7 @@ class ConvolutionLayer(Layer):
                 and self.num_output * prod(self.in_spatial)
                 <= self.channels * prod(self.out_spatial))
 
-    def input_grad_full(self, dyt, bottom, n0, n1, ws):
+    def input_grad_full(self, dyt, bottom, n0, n1, ws, name):
         """dx = dy (padded by dilation·(k−1) − pad) ⋆ W flipped, all batch-last."""
         xp, nb, m, c = get_array_module(dyt), n1 - n0, self.num_output, self.channels
         full_pad = tuple(d * (k - 1) - q for d, k, q in zip(self.dilation, self.kernel, self.pad))
@@ -393,8 +401,7 @@ class ConvolutionLayer(Layer):
         kk = prod(self.kernel)
         cols = im2col_batch_last(dypad, self.kernel, (1,) * self.num_spatial, self.dilation,
                                  self.in_spatial, ws.scratch(
-                                     "dycols", (m * kk, prod(self.in_spatial) * nb), dyt.dtype,
-                                     xp))
+                                     name, (m * kk, prod(self.in_spatial) * nb), dyt.dtype, xp))
         flip = (slice(None), slice(None)) + (slice(None, None, -1),) * self.num_spatial
         wflip = ws.scratch("wflip", (c, m * kk), dyt.dtype, xp)
         wflip.reshape((c, m) + self.kernel)[...] = self.blobs[0].data[flip].swapaxes(0, 1)
