@@ -141,14 +141,21 @@ def parallel(function, count, min_items=1):
     run concurrently, each calling BLAS on one thread. Nested calls run serially.
     """
     threads = min(_num_threads, count // max(1, min_items))
-    if threads <= 1 or deferred_busy() or not _pool_lock.acquire(blocking=False):
+    if threads <= 1:
         function(0, count)
+        return
+    # The ranges depend on the shapes only, never on timing: when the threads are taken (a
+    # nested call, or the gradient thread at work) the same ranges run one after another, so
+    # a run is bit-identical whatever the scheduling.
+    bounds = [count * i // threads for i in range(threads + 1)]
+    if deferred_busy() or not _pool_lock.acquire(blocking=False):
+        for start, stop in zip(bounds[:-1], bounds[1:]):
+            function(start, stop)
         return
     try:
         with single_blas_thread():
             while len(_workers) < threads - 1:
                 _workers.append(_Worker())
-            bounds = [count * i // threads for i in range(threads + 1)]
             for worker, start, stop in zip(_workers, bounds[1:-1], bounds[2:]):
                 worker.submit(lambda a=start, b=stop: function(a, b))
             error = None
@@ -210,7 +217,7 @@ def matmul(a, b, out, accumulate=False):
     xp = get_array_module(a)
     rows, cols = out.shape
     work = rows * cols * a.shape[1]
-    if _num_threads <= 1 or work < MATMUL_MIN_WORK or xp is not np or deferred_busy():
+    if _num_threads <= 1 or work < MATMUL_MIN_WORK or xp is not np:
         if accumulate:
             out += a @ b
         else:
@@ -235,7 +242,7 @@ def stacked_matmul(a, b, out):
     xp = get_array_module(b)
     count = out.shape[0]
     work = out.size * (a.shape[-1] if a.ndim else 1)
-    if _num_threads <= 1 or work < MATMUL_MIN_WORK or xp is not np or deferred_busy():
+    if _num_threads <= 1 or work < MATMUL_MIN_WORK or xp is not np:
         return xp.matmul(a, b, out=out)
 
     def part(start, stop):
