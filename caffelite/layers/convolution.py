@@ -272,7 +272,8 @@ class ConvolutionLayer(Layer):
             self.split(lambda start, stop, i=i, parts=parts: parts.update({
                 start: self.backward_range(top[i], propagate_down[i], bottom[i], i, start,
                                            stop)}))
-            for start, (dw, db) in parts.items():
+            for start in sorted(parts):  # in batch order: a run repeats bit for bit
+                dw, db = parts[start]
                 if start:  # the first range accumulated into the blobs directly
                     if dw is not None:
                         self.blobs[0].diff += dw.reshape(self.blobs[0].shape)
