@@ -86,8 +86,10 @@ class ConvolutionLayer(Layer):
     bottom (N…, C, *spatial) with C on `axis` (default 1); top (N…, num_output, *out),
     out = (in + 2·pad − (dilation·(k−1)+1)) / stride + 1. blobs: [0] weight
     (num_output, C/group, *kernel), [1] bias (num_output,) when bias_term; default fillers
-    constant 0. The forward is one im2col copy and one GEMM for the whole batch (chunked only
-    past COL_BUFFER_ELEMENTS); the columns stay for backward. force_nd_im2col is ignored.
+    constant 0. The forward is one window copy and one GEMM call per batch chunk (chunks only
+    past COL_BUFFER_ELEMENTS, and one per thread): a GEMM per image with the bias folded in
+    for wide outputs, or one GEMM on batch-last columns for narrow outputs and groups
+    (batch_last). The columns stay for backward. force_nd_im2col is ignored.
     """
 
     min_bottom_blobs = 1
