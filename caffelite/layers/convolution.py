@@ -39,6 +39,21 @@ def grouped_matmul(a, b, out=None, accumulate=False):
     return out
 
 
+def setup_conv_axes(layer, bottom, param):
+    """Set layer.channel_axis, num_spatial, kernel, stride, pad and dilation from a
+    ConvolutionParameter and the bottom's shape (Convolution, Deconvolution and Im2col)."""
+    try:
+        layer.channel_axis = bottom.canonical_axis_index(param.axis)
+    except IndexError as exc:
+        raise layer.error(f"convolution_param.axis: {exc}") from None
+    layer.num_spatial = bottom.num_axes - layer.channel_axis - 1
+    if layer.num_spatial < 1:
+        raise layer.error(f"bottom {bottom.shape} has no spatial axis after the channel "
+                          f"axis {layer.channel_axis}")
+    layer.kernel, layer.stride, layer.pad, layer.dilation = conv_geometry(
+        layer, param, layer.num_spatial)
+
+
 def conv_geometry(layer, param, num_spatial):
     """(kernel, stride, pad, dilation) per spatial axis from a ConvolutionParameter.
 
@@ -98,16 +113,7 @@ class ConvolutionLayer(Layer):
 
     def layer_setup(self, bottom, top):
         param = self.layer_param.convolution_param
-        try:
-            self.channel_axis = bottom[0].canonical_axis_index(param.axis)
-        except IndexError as exc:
-            raise self.error(f"convolution_param.axis: {exc}") from None
-        self.num_spatial = bottom[0].num_axes - self.channel_axis - 1
-        if self.num_spatial < 1:
-            raise self.error(f"bottom {bottom[0].shape} has no spatial axis after the channel "
-                             f"axis {self.channel_axis}")
-        self.kernel, self.stride, self.pad, self.dilation = conv_geometry(
-            self, param, self.num_spatial)
+        setup_conv_axes(self, bottom[0], param)
         self.channels = bottom[0].shape[self.channel_axis]
         self.num_output, self.group = int(param.num_output), int(param.group)
         if self.num_output <= 0:

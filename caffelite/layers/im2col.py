@@ -4,7 +4,7 @@ from math import prod
 from ..im2col import Workspace, col2im, conv_out_size, im2col
 from ..layer import Layer
 from ..registry import register_layer
-from .convolution import conv_geometry
+from .convolution import setup_conv_axes
 
 
 @register_layer("Im2col")
@@ -21,16 +21,7 @@ class Im2colLayer(Layer):
 
     def layer_setup(self, bottom, top):
         param = self.layer_param.convolution_param
-        try:
-            self.channel_axis = bottom[0].canonical_axis_index(param.axis)
-        except IndexError as exc:
-            raise self.error(f"convolution_param.axis: {exc}") from None
-        self.num_spatial = bottom[0].num_axes - self.channel_axis - 1
-        if self.num_spatial < 1:
-            raise self.error(f"bottom {bottom[0].shape} has no spatial axis after the channel "
-                             f"axis {self.channel_axis}")
-        self.kernel, self.stride, self.pad, self.dilation = conv_geometry(
-            self, param, self.num_spatial)
+        setup_conv_axes(self, bottom[0], param)
         self.ws = Workspace()
 
     def reshape(self, bottom, top):
