@@ -16,7 +16,7 @@ import yaml
 from google.protobuf import json_format, text_format
 
 from . import config_errors as E
-from .errors import ConfigError
+from .errors import ConfigError, read_bytes
 from .proto import caffelite_pb2 as pb
 from .upgrade import upgrade_net_param, upgrade_snapshot_prefix, upgrade_solver_param
 
@@ -31,15 +31,7 @@ def config_format(path):
 
 def read_text(path):
     """A config file's text; a ConfigError (not an OSError) when it cannot be read."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path}: is a directory, not a config file") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    data = read_bytes(path, ConfigError)
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:

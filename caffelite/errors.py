@@ -24,3 +24,19 @@ class SolverError(CaffeliteError):
 def layer_error(layer_param, message):
     """A NetError naming the layer: "layer 'conv1' (Convolution): <message>"."""
     return NetError(f"layer '{layer_param.name}' ({layer_param.type}): {message}")
+
+
+def read_bytes(path, error=CaffeliteError, kind=""):
+    """The bytes of the file at path; `error` naming the path when it cannot be read.
+
+    kind names the file in messages ("" or e.g. ".caffemodel "): "x: no such .caffemodel file".
+    """
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise error(f"{path}: no such {kind}file") from None
+    except IsADirectoryError:
+        raise error(f"{path}: is a directory, not a {kind}file") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot read the {kind}file ({exc.strerror or exc})") from None

@@ -18,7 +18,7 @@ from google.protobuf import text_format
 from google.protobuf.message import DecodeError
 
 from .blob import proto_shape
-from .errors import CaffeliteError, WeightsError
+from .errors import CaffeliteError, WeightsError, read_bytes
 from .io import HDF5_MAGIC
 from .proto import caffelite_pb2 as pb
 
@@ -58,16 +58,7 @@ class Report:
 
 # -- detection ---------------------------------------------------------------------------------
 def read_file(path):
-    path = os.fspath(path)
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except FileNotFoundError:
-        raise CaffeliteError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise CaffeliteError(f"{path}: is a directory, not a file") from None
-    except OSError as exc:
-        raise CaffeliteError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    return read_bytes(os.fspath(path))
 
 
 def is_hdf5(raw):

@@ -7,7 +7,7 @@ from google.protobuf.message import DecodeError
 
 from .backend import to_numpy
 from .blob import proto_shape, shapes_match
-from .errors import CaffeliteError, WeightsError
+from .errors import CaffeliteError, WeightsError, read_bytes
 from .proto import caffelite_pb2 as pb
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -132,18 +132,6 @@ def atomic_write(path, data_bytes):
         os.close(dir_fd)
 
 
-def _read_bytes(path, what):
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except FileNotFoundError:
-        raise WeightsError(f"{path}: no such {what} file") from None
-    except IsADirectoryError:
-        raise WeightsError(f"{path}: is a directory, not a {what} file") from None
-    except OSError as exc:
-        raise WeightsError(f"{path}: cannot read the {what} file: {exc.strerror}") from None
-
-
 def save_caffemodel(net, path, write_diff=False):
     """Write net's layers and parameters as Caffe's binary NetParameter (float32 blobs)."""
     path = os.fspath(path)
@@ -155,7 +143,7 @@ def save_caffemodel(net, path, write_diff=False):
 def load_caffemodel(path):
     """A .caffemodel as a pb.NetParameter (V1 `layers` upgraded to `layer`)."""
     path = os.fspath(path)
-    raw = _read_bytes(path, ".caffemodel")
+    raw = read_bytes(path, WeightsError, ".caffemodel ")
     if raw.startswith(HDF5_MAGIC):
         raise WeightsError(f"{path}: HDF5 weights (.caffemodel.h5) are not supported yet; "
                            "convert them to a binary .caffemodel")
@@ -231,7 +219,7 @@ def read_binaryproto(path):
     """A .binaryproto BlobProto (e.g. compute_image_mean's mean) as an array of its shape;
     a legacy num/channels/height/width header gives a 4-D array."""
     path = os.fspath(path)
-    raw = _read_bytes(path, ".binaryproto")
+    raw = read_bytes(path, WeightsError, ".binaryproto ")
     proto = pb.BlobProto()
     try:
         proto.ParseFromString(raw)
