@@ -7,7 +7,7 @@ from ..backend import get_array_module
 from ..layer import LossLayer
 from ..registry import register_layer
 from .softmax import softmax
-from .softmax_with_loss import loss_normalization, loss_normalizer
+from .softmax_with_loss import loss_normalizer, setup_loss_param
 
 LOG_THRESHOLD = 1e-20  # Caffe's kLOG_THRESHOLD
 
@@ -30,10 +30,7 @@ class InfogainLossLayer(LossLayer):
     max_top_blobs = 2
 
     def layer_setup(self, bottom, top):
-        loss_param = self.layer_param.loss_param
-        self.has_ignore_label = loss_param.HasField("ignore_label")
-        self.ignore_label = loss_param.ignore_label
-        self.normalization = loss_normalization(loss_param)
+        setup_loss_param(self)
         self.infogain = None
         if len(bottom) < 3:
             source = self.layer_param.infogain_loss_param.source

@@ -5,7 +5,7 @@ from ..backend import get_array_module
 from ..layer import LossLayer
 from ..proto import caffelite_pb2 as pb
 from ..registry import register_layer
-from .softmax_with_loss import loss_normalizer
+from .softmax_with_loss import loss_normalizer, setup_loss_param
 
 
 @register_layer("SigmoidCrossEntropyLoss")
@@ -24,16 +24,7 @@ class SigmoidCrossEntropyLossLayer(LossLayer):
     exact_num_top_blobs = 1
 
     def layer_setup(self, bottom, top):
-        loss_param = self.layer_param.loss_param
-        self.has_ignore_label = loss_param.HasField("ignore_label")
-        self.ignore_label = loss_param.ignore_label
-        if loss_param.HasField("normalization"):
-            self.normalization = loss_param.normalization
-        elif loss_param.HasField("normalize"):
-            self.normalization = (pb.LossParameter.VALID if loss_param.normalize
-                                  else pb.LossParameter.BATCH_SIZE)
-        else:
-            self.normalization = pb.LossParameter.BATCH_SIZE  # unlike SoftmaxWithLoss
+        setup_loss_param(self, pb.LossParameter.BATCH_SIZE)  # unlike SoftmaxWithLoss
 
     def reshape(self, bottom, top):
         super().reshape(bottom, top)

@@ -11,11 +11,23 @@ FLT_MIN = float(np.finfo(np.float32).tiny)
 NORM = pb.LossParameter
 
 
-def loss_normalization(loss_param):
-    """Caffe's rule: deprecated `normalize` decides only when `normalization` is unset."""
-    if not loss_param.HasField("normalization") and loss_param.HasField("normalize"):
-        return NORM.VALID if loss_param.normalize else NORM.BATCH_SIZE
+def loss_normalization(loss_param, default=None):
+    """Caffe's rule: deprecated `normalize` decides only when `normalization` is unset; with
+    neither set, `default` (a layer's own default) or the schema's VALID."""
+    if not loss_param.HasField("normalization"):
+        if loss_param.HasField("normalize"):
+            return NORM.VALID if loss_param.normalize else NORM.BATCH_SIZE
+        if default is not None:
+            return default
     return loss_param.normalization
+
+
+def setup_loss_param(layer, default_normalization=None):
+    """Read a loss layer's LossParameter: has_ignore_label, ignore_label, normalization."""
+    loss_param = layer.layer_param.loss_param
+    layer.has_ignore_label = loss_param.HasField("ignore_label")
+    layer.ignore_label = loss_param.ignore_label
+    layer.normalization = loss_normalization(loss_param, default_normalization)
 
 
 def loss_normalizer(mode, outer, inner, valid_count):
@@ -47,10 +59,7 @@ class SoftmaxWithLossLayer(LossLayer):
     max_top_blobs = 2
 
     def layer_setup(self, bottom, top):
-        loss_param = self.layer_param.loss_param
-        self.has_ignore_label = loss_param.HasField("ignore_label")
-        self.ignore_label = loss_param.ignore_label
-        self.normalization = loss_normalization(loss_param)
+        setup_loss_param(self)
 
     def reshape(self, bottom, top):
         super().reshape(bottom, top)
