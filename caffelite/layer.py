@@ -145,6 +145,32 @@ class NeuronLayer(Layer):
             top[0].reshape_like(bottom[0])
 
 
+class ViewLayer(Layer):
+    """top[0] is a reshaped view of bottom[0] (Flatten, Reshape): data and diff are shared, so
+    forward and backward have nothing to do. Subclasses give `top_shape(bottom)`. In-place use is
+    an error, as in Caffe."""
+
+    exact_num_bottom_blobs = 1
+    exact_num_top_blobs = 1
+
+    def reshape(self, bottom, top):
+        if top[0] is bottom[0]:
+            raise self.error(f"{self.type} does not allow in-place computation; name the top "
+                             "differently from the bottom")
+        top[0].reshape(self.top_shape(bottom[0]))
+        top[0].share_data(bottom[0])
+        top[0].share_diff(bottom[0])
+
+    def top_shape(self, bottom):
+        raise NotImplementedError
+
+    def forward(self, bottom, top):
+        pass  # top shares the bottom's data
+
+    def backward(self, top, propagate_down, bottom):
+        pass  # top shares the bottom's diff
+
+
 class LossLayer(Layer):
     """Bottoms (prediction, label, ...); top[0] is a scalar loss with default weight 1."""
 

@@ -1,10 +1,10 @@
 """Reshape: top = bottom with axes [axis, axis + num_axes) replaced by reshape_param.shape."""
-from ..layer import Layer
+from ..layer import ViewLayer
 from ..registry import register_layer
 
 
 @register_layer("Reshape")
-class ReshapeLayer(Layer):
+class ReshapeLayer(ViewLayer):
     """Change the shape without touching the data; the top shares the bottom's data and diff.
 
     reshape_param.shape: a 0 copies the bottom's dim at that position, one -1 is inferred from
@@ -13,13 +13,7 @@ class ReshapeLayer(Layer):
     is an error, as in Caffe.
     """
 
-    exact_num_bottom_blobs = 1
-    exact_num_top_blobs = 1
-
     def layer_setup(self, bottom, top):
-        if top[0] is bottom[0]:
-            raise self.error("Reshape does not allow in-place computation; name the top "
-                             "differently from the bottom")
         self.dims = [int(d) for d in self.layer_param.reshape_param.shape.dim]
         if sum(d == -1 for d in self.dims) > 1:
             raise self.error(f"new shape {self.dims} contains multiple -1 dims; at most one "
@@ -27,7 +21,8 @@ class ReshapeLayer(Layer):
         if any(d < -1 for d in self.dims):
             raise self.error(f"new shape {self.dims} has a dimension < -1")
 
-    def top_shape(self, shape):
+    def top_shape(self, bottom):
+        shape = bottom.shape
         """The top shape for a bottom of `shape` (Caffe's ReshapeLayer::Reshape)."""
         param = self.layer_param.reshape_param
         n = len(shape)
@@ -65,14 +60,3 @@ class ReshapeLayer(Layer):
             raise self.error(f"output count must match input count: bottom {shape} "
                              f"({count}) cannot become {result} ({total})")
         return result
-
-    def reshape(self, bottom, top):
-        top[0].reshape(self.top_shape(bottom[0].shape))
-        top[0].share_data(bottom[0])
-        top[0].share_diff(bottom[0])
-
-    def forward(self, bottom, top):
-        pass  # top shares the bottom's data
-
-    def backward(self, top, propagate_down, bottom):
-        pass  # top shares the bottom's diff
