@@ -1,7 +1,10 @@
 """Convolution: y[n, o] = Σ_c W[o, c] ⋆ x[n, group(o)·C/G + c] + b[o], by im2col and one GEMM."""
 from math import prod
 
+import numpy as np
+
 from ..backend import defer, get_array_module, matmul, parallel, stacked_matmul
+from ..dft_conv import DftPlan
 from ..fillers import fill
 from ..im2col import (
     Workspace,
@@ -24,6 +27,9 @@ COL_BUFFER_ELEMENTS = 1 << 26
 BATCH_LAST_BELOW_WIDTH = 20
 # The batch is split among threads when one window copy of a thread's part has this many cells.
 PARALLEL_MIN_WORK = 1 << 12
+# A 2-D convolution with stride 1 runs through the DFT (dft_conv.py) when that needs fewer
+# than this fraction of im2col's multiply-adds (its GEMMs are smaller and complex).
+DFT_BELOW = 0.5
 
 
 def grouped_matmul(a, b, out=None, accumulate=False):
@@ -165,8 +171,24 @@ class ConvolutionLayer(Layer):
         self.num = bottom[0].count(0, axis)
         self.in_spatial = shape[axis + 1:]
         self.out_spatial = self.output_spatial(self.in_spatial)
+        self.dft = self.dft_plan(bottom[0].data)
         for blob in top:
             blob.reshape(shape[:axis] + (self.num_output,) + self.out_spatial)
+
+    def dft_plan(self, x):
+        """A DftPlan when the DFT route applies (2-D, stride 1, no dilation or groups, NumPy)
+        and needs under DFT_BELOW of im2col's multiply-adds; else None."""
+        if (self.num_spatial != 2 or self.group != 1 or set(self.stride) != {1}
+                or set(self.dilation) != {1} or get_array_module(x) is not np):
+            return None
+        key = (self.in_spatial, x.dtype)
+        if getattr(self, "dft_key", None) != key:
+            self.dft_key = key
+            plan = DftPlan(self.channels, self.num_output, self.in_spatial, self.kernel,
+                           self.pad, x.dtype)
+            direct = self.channels * self.num_output * prod(self.kernel) * prod(plan.out)
+            self.dft_cached = plan if plan.multiply_adds() < DFT_BELOW * direct else None
+        return self.dft_cached
 
     def chunks(self, per_image, start=0, stop=None):
         """Batch ranges [n0, n1) of [start, stop) whose column buffer fits COL_BUFFER_ELEMENTS."""
@@ -238,12 +260,16 @@ class ConvolutionLayer(Layer):
         parallel(function, self.num, min_items=max(1, PARALLEL_MIN_WORK // per_image))
 
     def forward(self, bottom, top):
+        if self.dft is not None:
+            self.dft_a = self.dft.weights(self.blobs[0].data)
         for i in range(len(bottom)):
             self.split(lambda start, stop, i=i: self.forward_range(bottom[i], top[i], i, start,
                                                                   stop))
 
     def forward_range(self, bottom, top, i, start, stop):
         """top = W ⋆ bottom + b for images [start, stop), a chunk at a time."""
+        if self.dft is not None:
+            return self.forward_range_dft(bottom, top, i, start, stop)
         g, m, c = self.group, self.num_output, self.channels
         p, k = prod(self.out_spatial), c * prod(self.kernel)
         x = bottom.data.reshape((self.num, c) + self.in_spatial)
@@ -270,9 +296,21 @@ class ConvolutionLayer(Layer):
                 wx += self.blobs[1].data[:, None]
             from_batch_last(wx.reshape(m, p, nb), y[n0:n1])  # (M, P, nb) -> (nb, M, P)
 
+    def forward_range_dft(self, bottom, top, i, start, stop):
+        """top = W ⋆ bottom + b for images [start, stop) through the DFT; the input spectrum
+        stays in the range's workspace for backward."""
+        x = bottom.data.reshape((self.num, self.channels) + self.in_spatial)[start:stop]
+        y = top.data.reshape((self.num, self.num_output) + self.out_spatial)[start:stop]
+        self.dft.forward(x, self.dft_a, y, self.workspace(start), f"spec{i}")
+        self.cached[i, start, stop] = True
+        if self.bias_term:
+            y += self.blobs[1].data[:, None, None]
+
     def backward(self, top, propagate_down, bottom):
         need_w = self.param_propagate_down[0]
         need_b = self.bias_term and self.param_propagate_down[1]
+        if self.dft is not None:
+            self.dft_a = self.dft.weights(self.blobs[0].data)
         for i in range(len(top)):
             if not (need_w or need_b or propagate_down[i]):
                 continue
@@ -291,6 +329,8 @@ class ConvolutionLayer(Layer):
     def backward_range(self, top, propagate_down, bottom, i, start, stop):
         """Bottom diff of images [start, stop) and their (weight, bias) gradient: into the
         blobs for the first range (params accumulate), else into this range's buffers."""
+        if self.dft is not None:
+            return self.backward_range_dft(top, propagate_down, bottom, i, start, stop)
         g, m, c = self.group, self.num_output, self.channels
         p, k = prod(self.out_spatial), c * prod(self.kernel)
         w = self.blobs[0].data.reshape(g, m // g, k // g)
@@ -320,6 +360,32 @@ class ConvolutionLayer(Layer):
                 self.backward_per_image(dy, x, bottom, dw, db, propagate_down, n0, n1, i,
                                         keep, ws)
         return (None if start == 0 else dw), (None if start == 0 else db)
+
+    def backward_range_dft(self, top, propagate_down, bottom, i, start, stop):
+        """backward_range through the DFT: ∂W from the spectra, ∂x by the adjoint transforms."""
+        shape = (self.num, self.channels) + self.in_spatial
+        dy = top.diff.reshape((self.num, self.num_output) + self.out_spatial)[start:stop]
+        ws = self.workspace(start)
+        dw = db = None
+        if self.bias_term and self.param_propagate_down[1]:
+            db = dy.sum(axis=(0, 2, 3))
+        spec = None
+        if self.param_propagate_down[0]:
+            spec = (ws.scratch(f"spec{i}", (self.dft.bins, stop - start, self.channels),
+                               self.dft.complex) if self.cached.get((i, start, stop))
+                    else self.dft.forward_input(bottom.data.reshape(shape)[start:stop], ws,
+                                                f"spec{i}"))
+        dx = bottom.diff.reshape(shape)[start:stop] if propagate_down else None
+        da = self.dft.backward(dy, self.dft_a, spec, dx, ws)
+        if da is not None:
+            dw = self.dft.weight_grad(da)
+        if start == 0:  # the first range accumulates into the blobs here
+            if dw is not None:
+                self.blobs[0].diff += dw
+            if db is not None:
+                self.blobs[1].diff += db
+            return None, None
+        return dw, db
 
     def weight_grad(self, task, may_defer):
         """Run the weight-gradient GEMM now, or (whole batch, columns kept from forward, inside
