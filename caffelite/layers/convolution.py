@@ -4,7 +4,7 @@ from math import prod
 import numpy as np
 
 from ..backend import defer, get_array_module, matmul, parallel, stacked_matmul
-from ..dft_conv import DftPlan
+from ..dft_conv import DftPlan, right_product
 from ..fillers import fill
 from ..im2col import (
     Workspace,
@@ -261,7 +261,7 @@ class ConvolutionLayer(Layer):
 
     def forward(self, bottom, top):
         if self.dft is not None:
-            self.dft_a = self.dft.weights(self.blobs[0].data)
+            self.dft_product = right_product(self.dft.weights(self.blobs[0].data))
         for i in range(len(bottom)):
             self.split(lambda start, stop, i=i: self.forward_range(bottom[i], top[i], i, start,
                                                                   stop))
@@ -301,7 +301,7 @@ class ConvolutionLayer(Layer):
         stays in the range's workspace for backward."""
         x = bottom.data.reshape((self.num, self.channels) + self.in_spatial)[start:stop]
         y = top.data.reshape((self.num, self.num_output) + self.out_spatial)[start:stop]
-        self.dft.forward(x, self.dft_a, y, self.workspace(start), f"spec{i}")
+        self.dft.forward(x, self.dft_product, y, self.workspace(start), f"spec{i}")
         self.cached[i, start, stop] = True
         if self.bias_term:
             y += self.blobs[1].data[:, None, None]
@@ -310,7 +310,8 @@ class ConvolutionLayer(Layer):
         need_w = self.param_propagate_down[0]
         need_b = self.bias_term and self.param_propagate_down[1]
         if self.dft is not None:
-            self.dft_a = self.dft.weights(self.blobs[0].data)
+            self.dft_product = right_product(
+                self.dft.weights(self.blobs[0].data).transpose(0, 2, 1))
         for i in range(len(top)):
             if not (need_w or need_b or propagate_down[i]):
                 continue
@@ -376,7 +377,7 @@ class ConvolutionLayer(Layer):
                     else self.dft.forward_input(bottom.data.reshape(shape)[start:stop], ws,
                                                 f"spec{i}"))
         dx = bottom.diff.reshape(shape)[start:stop] if propagate_down else None
-        da = self.dft.backward(dy, self.dft_a, spec, dx, ws)
+        da = self.dft.backward(dy, self.dft_product, spec, dx, ws)
         if da is not None:
             dw = self.dft.weight_grad(da)
         if start == 0:  # the first range accumulates into the blobs here
