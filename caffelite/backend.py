@@ -180,31 +180,27 @@ _blas_saved = None
 
 
 class single_blas_thread:
-    """Context (re-entrant): OpenBLAS on one thread while caffelite runs layers on its own
-    threads, restored on the way out. OpenBLAS's idle threads spin for a while after each call
-    and would take the cores our threads need. Nothing changes with one caffelite thread."""
+    """Context (re-entrant): OpenBLAS on one thread while caffelite runs layers, restored on
+    the way out. caffelite's own thread count decides how many cores a pass uses: OpenBLAS's
+    idle threads spin for a while after each call and would take the cores our threads need
+    (or, with one caffelite thread, the core another process needs)."""
 
     def __enter__(self):
         global _blas_depth, _blas_saved
-        if _num_threads > 1:
-            with _blas_lock:
-                if _blas_depth == 0:
-                    _blas_saved = blas_threads()
-                    if _blas_saved not in (None, 1):
-                        set_blas_threads(1)
-                _blas_depth += 1
-            self.entered = True
-        else:
-            self.entered = False
+        with _blas_lock:
+            if _blas_depth == 0:
+                _blas_saved = blas_threads()
+                if _blas_saved not in (None, 1):
+                    set_blas_threads(1)
+            _blas_depth += 1
         return self
 
     def __exit__(self, *exc):
         global _blas_depth
-        if self.entered:
-            with _blas_lock:
-                _blas_depth -= 1
-                if _blas_depth == 0 and _blas_saved not in (None, 1):
-                    set_blas_threads(_blas_saved)
+        with _blas_lock:
+            _blas_depth -= 1
+            if _blas_depth == 0 and _blas_saved not in (None, 1):
+                set_blas_threads(_blas_saved)
 
 
 # GEMMs are split among the threads when they have at least this many multiply-adds.
