@@ -20,8 +20,6 @@ Data layouts, for a batch part of nb images (C in, M out, H×W in, P×Q out, F =
       -> TH@ -> X (L_h·F bins, nb, C) -> @A -> Y (bins, nb, M) -> IH@ -> (P, F, nb, M)
       -> transposed (nb, M, P, F) -> @IW -> y (nb, M, P, Q)
 """
-from math import prod
-
 import numpy as np
 
 from .backend import get_array_module, matmul, stacked_matmul
@@ -30,8 +28,8 @@ from .backend import get_array_module, matmul, stacked_matmul
 class DftPlan:
     """The transform matrices of one convolution geometry; shared by its batch parts.
 
-    Backward carries conjugated gradients (∂Y*, ∂X*, …), so that no spectrum needs a
-    conjugate copy: each adjoint matrix is stored conjugated instead.
+    The per-bin products are real GEMMs on interleaved (re, im) rows with the real form of A
+    (product()), whose transpose is the real form of Aᴴ: backward needs no second matrix.
     """
 
     def __init__(self, channels, num_output, in_size, kernel, pad, dtype=np.float32):
@@ -48,24 +46,28 @@ class DftPlan:
         def dft(rows, cols, length, sign):
             return np.exp(sign * 2j * np.pi * np.outer(rows, cols) / length)
 
+        def adjoint(m):
+            return np.ascontiguousarray(m.conj().T)
+
         # Input: along w to the non-negative frequencies (real GEMM, complex result), then
-        # along h (complex GEMM).
-        tw = dft(np.arange(self.w) + pw, f, self.lw, -1)  # (W, F)
-        self.tw = _columns(tw).astype(real)  # (W, 2F)
-        self.tw_adjoint = _columns(tw.conj()).T.astype(real)  # (2F, W)
+        # along h (complex GEMM). Adjoint of the first: ∂x = Σ_f ∂R_re·tw_re + ∂R_im·tw_im.
+        self.tw = _columns(dft(np.arange(self.w) + pw, f, self.lw, -1)).astype(real)  # (W, 2F)
         self.th = dft(g, np.arange(self.h) + ph, self.lh, -1).astype(cplx)  # (L_h, H)
+        self.th_adjoint = adjoint(self.th)
         # Weights: kernel offsets to bins, with the correlation's e^{+…}.
         kwt = dft(np.arange(kw), f, self.lw, 1)  # (kw, F)
         self.kw = _columns(kwt).astype(real)  # (kw, 2F)
-        self.kw_adjoint = _rows(kwt.conj().T).astype(real)  # (2F, kw)
+        self.kw_adjoint = _rows(kwt.T).astype(real)  # (2F, kw): Re(z·k̄)
         self.kh = dft(g, np.arange(kh), self.lh, 1).astype(cplx)  # (L_h, kh)
+        self.kh_adjoint = adjoint(self.kh)
         # Output: along h (complex GEMM), then Re(·) along w, where frequencies
         # 1 … (L_w − 1)//2 stand for their mirror images too and count twice.
         self.ih = (dft(np.arange(self.out[0]), g, self.lh, 1) / self.lh).astype(cplx)  # (P, L_h)
+        self.ih_adjoint = adjoint(self.ih)
         weight = np.where((f == 0) | (2 * f == self.lw), 1.0, 2.0) / self.lw
         iw = weight[:, None] * dft(f, np.arange(self.out[1]), self.lw, 1)  # (F, Q)
         self.iw = _rows(iw.conj()).astype(real)  # (2F, Q): Re(o·e) = o_re·e_re − o_im·e_im
-        self.iw_adjoint = _columns(iw.T).astype(real)  # (Q, 2F)
+        self.iw_adjoint = _columns(adjoint(iw)).astype(real)  # (Q, 2F)
 
     def multiply_adds(self):
         """Real multiply-adds per image of a forward pass (transforms and products)."""
@@ -82,11 +84,15 @@ class DftPlan:
         turned = np.ascontiguousarray(along_w.reshape(m, c, kh, self.freq).transpose(2, 3, 1, 0))
         return (self.kh @ turned.reshape(kh, -1)).reshape(self.bins, c, m)
 
-    def weight_grad(self, da_conj):
-        """∂w (M, C, kh, kw) from ∂A* (bins, C, M): the adjoint of weights()."""
+    def product(self, w):
+        """The real (bins, 2C, 2M) matrix of X ↦ X @ A per bin, for the weights w."""
+        return right_product(self.weights(w))
+
+    def weight_grad(self, da):
+        """∂w (M, C, kh, kw) from ∂A (bins, C, M): the adjoint of weights()."""
         kh, kw = self.kh.shape[1], self.kw.shape[0]
         c, m = self.channels, self.num_output
-        along_h = self.kh.T @ da_conj.reshape(self.lh, -1)  # (kh, F·C·M)
+        along_h = self.kh_adjoint @ da.reshape(self.lh, -1)  # (kh, F·C·M)
         turned = np.ascontiguousarray(along_h.reshape(kh, self.freq, c, m).transpose(3, 2, 0, 1))
         return (turned.view(self.real).reshape(-1, 2 * self.freq) @ self.kw_adjoint).reshape(
             m, c, kh, kw)
@@ -105,16 +111,15 @@ class DftPlan:
         matmul(self.th, turned.reshape(self.h, -1), spec.reshape(self.lh, -1))
         return spec
 
-    def input_grad(self, dspec_conj, dx, ws):
-        """dx (nb, C, H, W) from ∂X* (bins, nb, C): the adjoint of forward_input."""
+    def input_grad(self, dspec, dx, ws):
+        """dx (nb, C, H, W) from ∂X (bins, nb, C): the adjoint of forward_input."""
         nb, c = dx.shape[0], self.channels
         xp = get_array_module(dx)
         turned = ws.scratch("dft_turned", (self.h, self.freq, nb, c), self.complex, xp)
-        matmul(self.th.T, dspec_conj.reshape(self.lh, -1), turned.reshape(self.h, -1))
+        matmul(self.th_adjoint, dspec.reshape(self.lh, -1), turned.reshape(self.h, -1))
         rows = ws.scratch("dft_rows", (nb, c, self.h, self.freq), self.complex, xp)
         rows[...] = turned.transpose(2, 3, 0, 1)
-        matmul(rows.view(self.real).reshape(-1, 2 * self.freq), self.tw_adjoint,
-               dx.reshape(-1, self.w))
+        matmul(rows.view(self.real).reshape(-1, 2 * self.freq), self.tw.T, dx.reshape(-1, self.w))
 
     def inverse(self, spec, y, ws):
         """y (nb, M, P, Q) from Y (bins, nb, M)."""
@@ -127,7 +132,7 @@ class DftPlan:
         matmul(rows.view(self.real).reshape(-1, 2 * self.freq), self.iw, y.reshape(-1, q))
 
     def inverse_adjoint(self, dy, ws, name):
-        """∂Y* (bins, nb, M) from dy (nb, M, P, Q): the adjoint of inverse(), conjugated."""
+        """∂Y (bins, nb, M) from dy (nb, M, P, Q): the adjoint of inverse()."""
         nb, m, (p, q) = dy.shape[0], self.num_output, self.out
         xp = get_array_module(dy)
         rows = ws.scratch("dft_out_rows", (nb * m * p, 2 * self.freq), self.real, xp)
@@ -135,36 +140,36 @@ class DftPlan:
         turned = ws.scratch("dft_out", (p, self.freq, nb, m), self.complex, xp)
         turned[...] = rows.view(self.complex).reshape(nb, m, p, self.freq).transpose(2, 3, 0, 1)
         dspec = ws.scratch(name, (self.bins, nb, m), self.complex, xp)
-        matmul(self.ih.T, turned.reshape(p, -1), dspec.reshape(self.lh, -1))
+        matmul(self.ih_adjoint, turned.reshape(p, -1), dspec.reshape(self.lh, -1))
         return dspec
 
     # -- the whole layer ----------------------------------------------------------------------
     def forward(self, x, product, y, ws, name):
-        """y = conv(x) for a batch part (bias not added); the input spectrum stays in ws[name].
-        product is right_product(weights(w)): per bin, X (nb, 2C) @ product -> Y (nb, 2M)."""
+        """y = conv(x) for a batch part (bias not added), with product = self.product(w); the
+        input spectrum stays in ws[name]."""
         spec = self.forward_input(x, ws, name)
         out = ws.scratch("dft_y", (self.bins, x.shape[0], self.num_output), self.complex,
                          get_array_module(x))
         stacked_matmul(_real(spec), product, _real(out))
         self.inverse(out, y, ws)
 
-    def backward(self, dy, product_t, spec, dx, ws):
-        """∂A* (bins, C, M), or None without spec (the part's input spectrum from forward);
-        fills dx when given. product_t is right_product(Aᵀ)."""
+    def backward(self, dy, product, spec, dx, ws):
+        """∂A (bins, C, M), or None without spec (the part's input spectrum from forward);
+        fills dx when given."""
         xp = get_array_module(dy)
         dspec = self.inverse_adjoint(dy, ws, "dft_dy")
         da = None
-        if spec is not None:  # ∂A* = Xᵀ @ ∂Y* per bin, from the (re, im) products
+        if spec is not None:  # ∂A = Xᴴ @ ∂Y per bin, from the (re, im) products
             c, m = self.channels, self.num_output
             parts = stacked_matmul(_real(spec).transpose(0, 2, 1), _real(dspec), ws.scratch(
                 "dft_da_parts", (self.bins, 2 * c, 2 * m), self.real, xp))
             parts = parts.reshape(self.bins, c, 2, m, 2)
             da = ws.scratch("dft_da", (self.bins, c, m), self.complex, xp)
-            np.subtract(parts[:, :, 0, :, 0], parts[:, :, 1, :, 1], out=da.real)
-            np.add(parts[:, :, 0, :, 1], parts[:, :, 1, :, 0], out=da.imag)
-        if dx is not None:  # ∂X* = ∂Y* @ Aᵀ per bin
+            np.add(parts[:, :, 0, :, 0], parts[:, :, 1, :, 1], out=da.real)
+            np.subtract(parts[:, :, 0, :, 1], parts[:, :, 1, :, 0], out=da.imag)
+        if dx is not None:  # ∂X = ∂Y @ Aᴴ per bin: the transposed real form of A
             dxs = ws.scratch("dft_dx", (self.bins, dy.shape[0], self.channels), self.complex, xp)
-            stacked_matmul(_real(dspec), product_t, _real(dxs))
+            stacked_matmul(_real(dspec), product.transpose(0, 2, 1), _real(dxs))
             self.input_grad(dxs, dx, ws)
         return da
 
@@ -172,7 +177,7 @@ class DftPlan:
 def right_product(a):
     """The real (…, 2p, 2q) matrix of z ↦ z @ a for complex a (…, p, q), on complex rows
     stored as interleaved (re, im): one real GEMM, which BLAS runs faster than a complex one
-    of these small sizes."""
+    of these small sizes. Its transpose is the real form of z ↦ z @ aᴴ."""
     out = np.empty(a.shape[:-2] + (a.shape[-2], 2, a.shape[-1], 2), a.real.dtype)
     out[..., 0, :, 0] = out[..., 1, :, 1] = a.real
     out[..., 0, :, 1] = a.imag
@@ -195,10 +200,3 @@ def _rows(m):
     """(F, q) complex -> (2F, q) real with rows re₀, im₀, re₁, …: a real GEMM of complex
     numbers viewed as (re, im) pairs with it gives Σ re·m_re + im·m_im."""
     return np.stack([m.real, m.imag], axis=1).reshape(-1, m.shape[1])
-
-
-def dft_cheaper(channels, num_output, in_size, kernel, pad, margin=0.5):
-    """Whether the DFT route needs under `margin` times im2col's multiply-adds."""
-    plan = DftPlan(channels, num_output, in_size, kernel, pad)
-    direct = channels * num_output * prod(kernel) * prod(plan.out)
-    return plan.multiply_adds() < margin * direct

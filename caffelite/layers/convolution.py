@@ -4,7 +4,7 @@ from math import prod
 import numpy as np
 
 from ..backend import defer, get_array_module, matmul, parallel, stacked_matmul
-from ..dft_conv import DftPlan, right_product
+from ..dft_conv import DftPlan
 from ..fillers import fill
 from ..im2col import (
     Workspace,
@@ -261,7 +261,8 @@ class ConvolutionLayer(Layer):
 
     def forward(self, bottom, top):
         if self.dft is not None:
-            self.dft_product = right_product(self.dft.weights(self.blobs[0].data))
+            self.dft_weights = self.blobs[0].data.copy()
+            self.dft_product = self.dft.product(self.dft_weights)
         for i in range(len(bottom)):
             self.split(lambda start, stop, i=i: self.forward_range(bottom[i], top[i], i, start,
                                                                   stop))
@@ -309,9 +310,10 @@ class ConvolutionLayer(Layer):
     def backward(self, top, propagate_down, bottom):
         need_w = self.param_propagate_down[0]
         need_b = self.bias_term and self.param_propagate_down[1]
-        if self.dft is not None:
-            self.dft_product = right_product(
-                self.dft.weights(self.blobs[0].data).transpose(0, 2, 1))
+        if self.dft is not None and not np.array_equal(getattr(self, "dft_weights", None),
+                                                       self.blobs[0].data):
+            self.dft_weights = self.blobs[0].data.copy()  # changed since forward
+            self.dft_product = self.dft.product(self.dft_weights)
         for i in range(len(top)):
             if not (need_w or need_b or propagate_down[i]):
                 continue

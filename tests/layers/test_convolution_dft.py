@@ -94,6 +94,21 @@ def test_gradient_two_bottoms_share_weights(rng, dft_always):
     check_gradient(layer, bottom, [Blob(dtype=F64), Blob(dtype=F64)])
 
 
+def test_backward_uses_weights_changed_after_forward(rng, dft_always):
+    """The weight transform is kept from forward only while the weights stay the same."""
+    x = rng.normal(size=(2, 3, 6, 6))
+    layer = conv_layer(4, (3, 3), pad=(1, 1))
+    bottom, top = run(layer, x)
+    layer.blobs[0].data[...] = rng.normal(size=layer.blobs[0].shape)
+    top[0].diff[...] = rng.normal(size=top[0].shape)
+    layer.backward(top, [True], bottom)
+    dx = bottom[0].diff.copy()
+    bottom[0].diff[...] = 0
+    layer.forward(bottom, top)  # forward with the new weights: the same input gradient
+    layer.backward(top, [True], bottom)
+    np.testing.assert_allclose(dx, bottom[0].diff, rtol=1e-12, atol=1e-12)
+
+
 def test_float32_cifar_layer_matches_im2col_within_rounding(rng, monkeypatch):
     """The CIFAR-10 conv2 geometry in float32: both routes agree to float32 rounding."""
     x = rng.normal(size=(6, 32, 16, 16)).astype(np.float32)
