@@ -96,7 +96,8 @@ def max_pool(x, kernel, pad, stride, out_size, ws=None):
     view = window_view(x, kernel, pad, stride, 1, out_size, -np.inf, ws)
     lowest = x.dtype.type(-FLT_MAX)
     windows = view.reshape(view.shape[:4] + (-1,))
-    offset = windows.argmax(axis=-1).astype(xp.int32)  # argmax returns the first maximum
+    best = xp.fmax.reduce(windows, axis=-1)  # NaN never wins, as with Caffe's strict >
+    offset = (windows == best[..., None]).argmax(axis=-1).astype(xp.int32)  # the first
     top = xp.take_along_axis(windows, offset[..., None], axis=-1)[..., 0]
     empty = ~(top > lowest)
     top[empty], offset[empty] = lowest, -1

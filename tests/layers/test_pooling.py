@@ -2,9 +2,11 @@
 import numpy as np
 import pytest
 
+from caffelite import pool_phases
 from caffelite.blob import Blob
 from caffelite.errors import NetError
 from caffelite.layer import TEST, TRAIN
+from caffelite.layers.pooling import phased
 from tests.gradient_check import blob_from, check_gradient, make_layer
 from tests.reference.pool_naive import (
     FLT_MAX,
@@ -179,6 +181,83 @@ def test_first_maximum_wins_on_ties():
     assert top[1].data[0, 0, 0, 0] == 1  # h-then-w order: (0, 1) before (0, 2) and (1, 0)
 
 
+# --- chunked column-phase planes (caffelite/pool_phases.py) ------------------------------------
+
+PLANE_CASES = [  # H, W, kernel, stride, pad
+    (8, 8, (3, 3), (2, 2), (0, 0)),  # CIFAR's last window reaches past the row: clipped
+    (13, 12, (5, 5), (2, 2), (0, 0)),  # two offsets of the last window lie past the row
+    (12, 15, (4, 4), (3, 3), (0, 0)),
+    (6, 8, (2, 2), (2, 2), (0, 0)),  # windows tile the image
+    (7, 9, (3, 2), (2, 3), (1, 1)),  # padded: the planes hold cells outside the image
+    (5, 7, (1, 2), (3, 3), (0, 0)),  # stride > kernel: cells in no window
+]
+
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    """Chunks of 2 and 3 images (of 10), so that one call runs chunks of two sizes."""
+    monkeypatch.setattr(pool_phases, "num_threads", lambda: 1)
+    return lambda h, w: monkeypatch.setattr(pool_phases, "CHUNK_CELLS", h * w * 5 // 2)
+
+
+def max_backward_naive(dtop, mask, shape):
+    dx = np.zeros(shape)
+    for index in np.ndindex(*mask.shape):
+        if mask[index] >= 0:
+            dx[index[:2] + divmod(int(mask[index]), shape[3])] += dtop[index]
+    return dx
+
+
+def ave_backward_naive(dtop, shape, kernel, pad, stride):
+    """Caffe's AVE backward loop: top diff / pool_size added over the clipped window."""
+    dx = np.zeros(shape)
+    for (y, x), (h0, h1, w0, w1) in window_bounds(*shape[2:], kernel, pad, stride).items():
+        hstart, wstart = y * stride[0] - pad[0], x * stride[1] - pad[1]
+        pool_size = ((min(hstart + kernel[0], shape[2] + pad[0]) - hstart)
+                     * (min(wstart + kernel[1], shape[3] + pad[1]) - wstart))
+        dx[:, :, h0:h1, w0:w1] += (dtop[:, :, y, x] / pool_size)[:, :, None, None]
+    return dx
+
+
+@pytest.mark.parametrize("tops", [1, 2])
+@pytest.mark.parametrize("case", PLANE_CASES)
+def test_max_planes_match_caffe_loop(case, tops, small_chunks, rng):
+    """Ties, NaN, −inf and windows holding no input above −FLT_MAX, over chunks."""
+    h, w, kernel, stride, pad = case
+    small_chunks(h, w)
+    x = rng.integers(-2, 3, size=(2, 5, h, w)).astype(F64)  # many ties
+    x[0, 0] = -np.inf
+    x[1, 1, 0, :3] = np.nan
+    x[1, 2, 1:3, -2:] = -np.inf
+    layer = pool_layer("MAX", kernel, stride, pad)
+    bottom, top = run(layer, x, tops)
+    assert phased(kernel, top[0].shape[2:])
+    want, mask = max_pool_naive(x, kernel, pad, stride)
+    np.testing.assert_array_equal(top[0].data, want)
+    if tops == 2:
+        np.testing.assert_array_equal(top[1].data, mask)
+    top[0].diff[...] = rng.integers(-4, 5, size=top[0].shape) / 2  # exact sums
+    layer.backward(top, [True], bottom)
+    np.testing.assert_array_equal(bottom[0].diff, max_backward_naive(top[0].diff, mask, x.shape))
+
+
+@pytest.mark.parametrize("case", PLANE_CASES)
+def test_ave_planes_match_caffe_loop(case, small_chunks, rng):
+    h, w, kernel, stride, pad = case
+    small_chunks(h, w)
+    x = rng.normal(size=(2, 5, h, w))
+    layer = pool_layer("AVE", kernel, stride, pad)
+    bottom, top = run(layer, x)
+    assert phased(kernel, top[0].shape[2:])
+    np.testing.assert_allclose(top[0].data, ave_pool_naive(x, kernel, pad, stride),
+                               rtol=1e-13, atol=1e-14)
+    top[0].diff[...] = rng.normal(size=top[0].shape)
+    layer.backward(top, [True], bottom)
+    np.testing.assert_allclose(bottom[0].diff,
+                               ave_backward_naive(top[0].diff, x.shape, kernel, pad, stride),
+                               rtol=1e-13, atol=1e-14)
+
+
 @pytest.mark.parametrize("method", ["MAX", "AVE"])
 def test_global_pooling_follows_the_input_size(method, rng):
     layer = make_layer(f"type: 'Pooling' pooling_param {{ pool: {method} global_pooling: true }}")
@@ -193,6 +272,18 @@ def test_global_pooling_follows_the_input_size(method, rng):
     want = x2.max(axis=(2, 3)) if method == "MAX" else x2.mean(axis=(2, 3))
     np.testing.assert_allclose(top[0].data[:, :, 0, 0], want, rtol=1e-14)
     check_gradient(layer, [blob_from(distinct(rng, (2, 2, 3, 3)))], [Blob(dtype=F64)])
+
+
+def test_nan_never_wins_a_whole_window(rng):
+    """Global pooling reduces whole windows (no planes); NaN loses there too."""
+    x = rng.normal(size=(2, 3, 4, 5))
+    x[0, 0, 0, 0] = x[1, 2, 2, 3] = np.nan
+    x[1, 1] = np.nan
+    _, top = run(make_layer("type: 'Pooling' pooling_param { pool: MAX global_pooling: true }"),
+                 x, tops=2)
+    want, mask = max_pool_naive(x, (4, 5))
+    np.testing.assert_array_equal(top[0].data, want)
+    np.testing.assert_array_equal(top[1].data, mask)
 
 
 @pytest.mark.parametrize("kernel, stride, pad", [((3, 3), (2, 2), (1, 1)),
