@@ -181,14 +181,12 @@ class ConvolutionLayer(Layer):
         if (self.num_spatial != 2 or self.group != 1 or set(self.stride) != {1}
                 or set(self.dilation) != {1} or get_array_module(x) is not np):
             return None
-        key = (self.in_spatial, x.dtype)
-        if getattr(self, "dft_key", None) != key:
-            self.dft_key = key
-            plan = DftPlan(self.channels, self.num_output, self.in_spatial, self.kernel,
-                           self.pad, x.dtype)
-            direct = self.channels * self.num_output * prod(self.kernel) * prod(plan.out)
-            self.dft_cached = plan if plan.multiply_adds() < DFT_BELOW * direct else None
-        return self.dft_cached
+        plan = getattr(self, "dft_cached", None)
+        if plan is None or (plan.h, plan.w) != self.in_spatial or plan.real != x.dtype:
+            plan = self.dft_cached = DftPlan(self.channels, self.num_output, self.in_spatial,
+                                             self.kernel, self.pad, x.dtype)
+        direct = self.channels * self.num_output * prod(self.kernel) * prod(plan.out)
+        return plan if plan.multiply_adds() < DFT_BELOW * direct else None
 
     def chunks(self, per_image, start=0, stop=None):
         """Batch ranges [n0, n1) of [start, stop) whose column buffer fits COL_BUFFER_ELEMENTS."""
