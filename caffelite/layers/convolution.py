@@ -1,4 +1,5 @@
-"""Convolution: y[n, o] = Σ_c W[o, c] ⋆ x[n, group(o)·C/G + c] + b[o], by im2col and one GEMM."""
+"""Convolution: y[n, o] = Σ_c W[o, c] ⋆ x[n, group(o)·C/G + c] + b[o], by im2col and one GEMM
+(or per-frequency GEMMs through the DFT)."""
 from math import prod
 
 import numpy as np
@@ -110,7 +111,9 @@ class ConvolutionLayer(Layer):
     constant 0. The forward is one window copy and one GEMM call per batch chunk (chunks only
     past COL_BUFFER_ELEMENTS, and one per thread): a GEMM per image with the bias folded in
     for wide outputs, or one GEMM on batch-last columns for narrow outputs and groups
-    (batch_last). The columns stay for backward. force_nd_im2col is ignored.
+    (batch_last). The columns stay for backward. 2-D layers with stride 1 and no groups or
+    dilation run through the DFT instead where that needs under half the multiply-adds (many
+    channels, small images: dft_conv.py). force_nd_im2col is ignored.
     """
 
     min_bottom_blobs = 1
