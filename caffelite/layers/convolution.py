@@ -261,9 +261,7 @@ class ConvolutionLayer(Layer):
         parallel(function, self.num, min_items=max(1, PARALLEL_MIN_WORK // per_image))
 
     def forward(self, bottom, top):
-        if self.dft is not None:
-            self.dft_weights = self.blobs[0].data.copy()
-            self.dft_product = self.dft.product(self.dft_weights)
+        self.refresh_dft_product()
         for i in range(len(bottom)):
             self.split(lambda start, stop, i=i: self.forward_range(bottom[i], top[i], i, start,
                                                                   stop))
@@ -298,6 +296,17 @@ class ConvolutionLayer(Layer):
                 wx += self.blobs[1].data[:, None]
             from_batch_last(wx.reshape(m, p, nb), y[n0:n1])  # (M, P, nb) -> (nb, M, P)
 
+    def refresh_dft_product(self):
+        """The DFT route's weight transform, rebuilt only when the weights changed (training
+        changes them once per iteration; inference and backward reuse it)."""
+        if self.dft is None:
+            return
+        w = self.blobs[0].data
+        if (getattr(self, "dft_product_of", None) is not self.dft or
+                not np.array_equal(self.dft_weights, w)):
+            self.dft_weights, self.dft_product_of = w.copy(), self.dft
+            self.dft_product = self.dft.product(w)
+
     def forward_range_dft(self, bottom, top, i, start, stop):
         """top = W ⋆ bottom + b for images [start, stop) through the DFT; the input spectrum
         stays in the range's workspace for backward."""
@@ -311,10 +320,7 @@ class ConvolutionLayer(Layer):
     def backward(self, top, propagate_down, bottom):
         need_w = self.param_propagate_down[0]
         need_b = self.bias_term and self.param_propagate_down[1]
-        if self.dft is not None and not np.array_equal(getattr(self, "dft_weights", None),
-                                                       self.blobs[0].data):
-            self.dft_weights = self.blobs[0].data.copy()  # changed since forward
-            self.dft_product = self.dft.product(self.dft_weights)
+        self.refresh_dft_product()
         for i in range(len(top)):
             if not (need_w or need_b or propagate_down[i]):
                 continue

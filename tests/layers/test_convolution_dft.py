@@ -109,6 +109,15 @@ def test_backward_uses_weights_changed_after_forward(rng, dft_always):
     np.testing.assert_allclose(dx, bottom[0].diff, rtol=1e-12, atol=1e-12)
 
 
+def test_a_new_input_size_gets_its_own_plan(rng, dft_always):
+    layer = conv_layer(3, (3, 3), pad=(1, 1))
+    for shape in ((2, 2, 6, 6), (1, 2, 9, 5), (2, 2, 6, 6)):
+        x = rng.normal(size=shape)
+        _, top = run(layer, x)
+        ref = conv_naive(x, layer.blobs[0].data, layer.blobs[1].data, (1, 1), (1, 1), (1, 1))
+        np.testing.assert_allclose(top[0].data, ref, rtol=1e-11, atol=1e-12)
+
+
 def test_float32_cifar_layer_matches_im2col_within_rounding(rng, monkeypatch):
     """The CIFAR-10 conv2 geometry in float32: both routes agree to float32 rounding."""
     x = rng.normal(size=(6, 32, 16, 16)).astype(np.float32)
