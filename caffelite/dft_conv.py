@@ -144,20 +144,24 @@ class DftPlan:
         return dspec
 
     # -- the whole layer ----------------------------------------------------------------------
-    def forward(self, x, product, y, ws, name):
-        """y = conv(x) for a batch part (bias not added), with product = self.product(w); the
-        input spectrum stays in ws[name]."""
+    def forward(self, x, product, y, ws, name, bias=None):
+        """y = conv(x) + bias for a batch part, with product = self.product(w); the input
+        spectrum stays in ws[name]. The bias goes into the zero-frequency bin, which the
+        inverse spreads evenly over every output: no pass over y of its own."""
         spec = self.forward_input(x, ws, name)
         out = ws.scratch("dft_y", (self.bins, x.shape[0], self.num_output), self.complex,
                          get_array_module(x))
         stacked_matmul(_real(spec), product, _real(out))
+        if bias is not None:
+            out[0].real += bias * (self.lh * self.lw)
         self.inverse(out, y, ws)
 
     def backward(self, dy, product, spec, dx, ws):
-        """∂A (bins, C, M), or None without spec (the part's input spectrum from forward);
-        fills dx when given."""
+        """(∂A (bins, C, M), or None without spec (the part's input spectrum from forward);
+        ∂bias (M,)); fills dx when given."""
         xp = get_array_module(dy)
         dspec = self.inverse_adjoint(dy, ws, "dft_dy")
+        dbias = dspec[0].real.sum(axis=0) * (self.lh * self.lw)  # the adjoint of forward's
         da = None
         if spec is not None:  # ∂A = Xᴴ @ ∂Y per bin, from the (re, im) products
             c, m = self.channels, self.num_output
@@ -171,7 +175,7 @@ class DftPlan:
             dxs = ws.scratch("dft_dx", (self.bins, dy.shape[0], self.channels), self.complex, xp)
             stacked_matmul(_real(dspec), product.transpose(0, 2, 1), _real(dxs))
             self.input_grad(dxs, dx, ws)
-        return da
+        return da, dbias
 
 
 def right_product(a):

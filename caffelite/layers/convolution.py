@@ -312,10 +312,9 @@ class ConvolutionLayer(Layer):
         stays in the range's workspace for backward."""
         x = bottom.data.reshape((self.num, self.channels) + self.in_spatial)[start:stop]
         y = top.data.reshape((self.num, self.num_output) + self.out_spatial)[start:stop]
-        self.dft.forward(x, self.dft_product, y, self.workspace(start), f"spec{i}")
+        self.dft.forward(x, self.dft_product, y, self.workspace(start), f"spec{i}",
+                         self.blobs[1].data if self.bias_term else None)
         self.cached[i, start, stop] = True
-        if self.bias_term:
-            y += self.blobs[1].data[:, None, None]
 
     def backward(self, top, propagate_down, bottom):
         need_w = self.param_propagate_down[0]
@@ -376,9 +375,7 @@ class ConvolutionLayer(Layer):
         shape = (self.num, self.channels) + self.in_spatial
         dy = top.diff.reshape((self.num, self.num_output) + self.out_spatial)[start:stop]
         ws = self.workspace(start)
-        dw = db = None
-        if self.bias_term and self.param_propagate_down[1]:
-            db = dy.sum(axis=(0, 2, 3))
+        dw = None
         spec = None
         if self.param_propagate_down[0]:
             spec = (ws.scratch(f"spec{i}", (self.dft.bins, stop - start, self.channels),
@@ -386,9 +383,11 @@ class ConvolutionLayer(Layer):
                     else self.dft.forward_input(bottom.data.reshape(shape)[start:stop], ws,
                                                 f"spec{i}"))
         dx = bottom.diff.reshape(shape)[start:stop] if propagate_down else None
-        da = self.dft.backward(dy, self.dft_product, spec, dx, ws)
+        da, db = self.dft.backward(dy, self.dft_product, spec, dx, ws)
         if da is not None:
             dw = self.dft.weight_grad(da)
+        if not (self.bias_term and self.param_propagate_down[1]):
+            db = None
         if start == 0:  # the first range accumulates into the blobs here
             if dw is not None:
                 self.blobs[0].diff += dw
