@@ -169,8 +169,8 @@ class DftPlan:
                 "dft_da_parts", (self.bins, 2 * c, 2 * m), self.real, xp))
             parts = parts.reshape(self.bins, c, 2, m, 2)
             da = ws.scratch("dft_da", (self.bins, c, m), self.complex, xp)
-            np.add(parts[:, :, 0, :, 0], parts[:, :, 1, :, 1], out=da.real)
-            np.subtract(parts[:, :, 0, :, 1], parts[:, :, 1, :, 0], out=da.imag)
+            xp.add(parts[:, :, 0, :, 0], parts[:, :, 1, :, 1], out=da.real)
+            xp.subtract(parts[:, :, 0, :, 1], parts[:, :, 1, :, 0], out=da.imag)
         if dx is not None:  # ∂X = ∂Y @ Aᴴ per bin: the transposed real form of A
             dxs = ws.scratch("dft_dx", (self.bins, dy.shape[0], self.channels), self.complex, xp)
             stacked_matmul(_real(dspec), product.transpose(0, 2, 1), _real(dxs))

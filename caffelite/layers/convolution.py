@@ -328,16 +328,16 @@ class ConvolutionLayer(Layer):
                 start: self.backward_range(top[i], propagate_down[i], bottom[i], i, start,
                                            stop)}))
             for start in sorted(parts):  # in batch order: a run repeats bit for bit
-                dw, db = parts[start]
-                if start:  # the first range accumulated into the blobs directly
-                    if dw is not None:
-                        self.blobs[0].diff += dw.reshape(self.blobs[0].shape)
-                    if db is not None:
-                        self.blobs[1].diff += db
+                dw, db = parts[start]  # None where the range accumulated into the blobs
+                if dw is not None:
+                    self.blobs[0].diff += dw.reshape(self.blobs[0].shape)
+                if db is not None:
+                    self.blobs[1].diff += db
 
     def backward_range(self, top, propagate_down, bottom, i, start, stop):
         """Bottom diff of images [start, stop) and their (weight, bias) gradient: into the
-        blobs for the first range (params accumulate), else into this range's buffers."""
+        blobs for the first range (params accumulate, returns (None, None)), else returned
+        from this range's buffers."""
         if self.dft is not None:
             return self.backward_range_dft(top, propagate_down, bottom, i, start, stop)
         g, m, c = self.group, self.num_output, self.channels
@@ -371,11 +371,11 @@ class ConvolutionLayer(Layer):
         return (None if start == 0 else dw), (None if start == 0 else db)
 
     def backward_range_dft(self, top, propagate_down, bottom, i, start, stop):
-        """backward_range through the DFT: ∂W from the spectra, ∂x by the adjoint transforms."""
+        """backward_range through the DFT: ∂x by the adjoint transforms, and (∂W, ∂b) of the
+        range from the spectra, returned for backward() to add in batch order."""
         shape = (self.num, self.channels) + self.in_spatial
         dy = top.diff.reshape((self.num, self.num_output) + self.out_spatial)[start:stop]
         ws = self.workspace(start)
-        dw = None
         spec = None
         if self.param_propagate_down[0]:
             spec = (ws.scratch(f"spec{i}", (self.dft.bins, stop - start, self.channels),
@@ -384,17 +384,8 @@ class ConvolutionLayer(Layer):
                                                 f"spec{i}"))
         dx = bottom.diff.reshape(shape)[start:stop] if propagate_down else None
         da, db = self.dft.backward(dy, self.dft_product, spec, dx, ws)
-        if da is not None:
-            dw = self.dft.weight_grad(da)
-        if not (self.bias_term and self.param_propagate_down[1]):
-            db = None
-        if start == 0:  # the first range accumulates into the blobs here
-            if dw is not None:
-                self.blobs[0].diff += dw
-            if db is not None:
-                self.blobs[1].diff += db
-            return None, None
-        return dw, db
+        dw = None if da is None else self.dft.weight_grad(da)
+        return dw, db if self.bias_term and self.param_propagate_down[1] else None
 
     def weight_grad(self, task, may_defer):
         """Run the weight-gradient GEMM now, or (whole batch, columns kept from forward, inside
