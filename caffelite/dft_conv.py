@@ -187,11 +187,13 @@ class DftPlan:
 def right_product(a):
     """The real (…, 2p, 2q) matrix of z ↦ z @ a for complex a (…, p, q), on complex rows
     stored as interleaved (re, im): one real GEMM, which BLAS runs faster than a complex one
-    of these small sizes. Its transpose is the real form of z ↦ z @ aᴴ."""
-    out = np.empty(a.shape[:-2] + (a.shape[-2], 2, a.shape[-1], 2), a.real.dtype)
-    out[..., 0, :, 0] = out[..., 1, :, 1] = a.real
-    out[..., 0, :, 1] = a.imag
-    out[..., 1, :, 0] = -a.imag
+    of these small sizes. Its transpose is the real form of z ↦ z @ aᴴ.
+
+    Row p's real part meets a[p] itself, (re, im) interleaved; its imaginary part meets
+    i·a[p] = (−im, re): two contiguous writes of complex rows."""
+    out = np.empty(a.shape[:-1] + (2, 2 * a.shape[-1]), a.real.dtype)
+    out[..., 0, :].view(a.dtype)[...] = a
+    np.multiply(a, 1j, out=out[..., 1, :].view(a.dtype))
     return out.reshape(a.shape[:-2] + (2 * a.shape[-2], 2 * a.shape[-1]))
 
 

@@ -6,7 +6,7 @@ import pytest
 import caffelite.layers.convolution as convolution
 from caffelite import backend
 from caffelite.blob import Blob
-from caffelite.dft_conv import DftPlan
+from caffelite.dft_conv import DftPlan, right_product
 from tests.gradient_check import blob_from, check_gradient, make_layer
 from tests.layers.test_convolution import conv_layer, run
 from tests.reference.conv_naive import conv_naive
@@ -21,6 +21,19 @@ CASES = [  # N, C, H, W, M, kernel, pad
     (2, 2, 4, 4, 3, (4, 4), (0, 0)),  # kernel = input: one output per image
     (2, 1, 6, 7, 2, (2, 3), (1, 0)),  # even transform lengths along both axes
 ]
+
+
+def test_right_product_is_the_real_form_of_the_complex_product():
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal((3, 4, 5)) + 1j * rng.standard_normal((3, 4, 5))
+    z = rng.standard_normal((3, 2, 4)) + 1j * rng.standard_normal((3, 2, 4))
+    real = right_product(a)
+    assert real.shape == (3, 8, 10)
+    interleaved = z.view(F64)  # (re, im) pairs along the last axis
+    np.testing.assert_allclose((interleaved @ real).view(complex), z @ a, rtol=1e-12)
+    w = rng.standard_normal((3, 2, 5)) + 1j * rng.standard_normal((3, 2, 5))
+    np.testing.assert_allclose((w.view(F64) @ real.transpose(0, 2, 1)).view(complex),
+                               w @ a.conj().transpose(0, 2, 1), rtol=1e-12)
 
 
 @pytest.fixture
