@@ -1,4 +1,6 @@
 """Blob: a named N-D array pair (data, diff), Caffe's unit of storage and communication."""
+import math
+
 import numpy as np
 
 from .backend import get_array_module, to_numpy
@@ -51,7 +53,7 @@ class Blob:
 
     def count(self, start=0, end=None):
         """Product of dims [start, end) (Caffe's count(start, end)); all dims by default."""
-        return int(np.prod(self.shape[start:end], dtype=np.int64))
+        return int(math.prod(self.shape[start:end]))
 
     def canonical_axis_index(self, axis):
         """A non-negative axis index; negative axes count from the end as in Caffe."""

@@ -1,5 +1,6 @@
 """im2col/col2im over N-D windows: cols[c, k…, out…] = x_pad[c, out·stride + k·dilation]."""
 import itertools
+import math
 
 import numpy as np
 
@@ -78,7 +79,7 @@ class Workspace:
 
     def scratch(self, name, shape, dtype, xp=np):
         """An uninitialised array; a prefix of a kept buffer, grown only when too small."""
-        size = int(np.prod(shape, dtype=np.int64))
+        size = math.prod(shape)  # np.prod costs ~20 µs on a tuple; this runs per call
         buf = self._arrays.get(name)
         if buf is None or buf.size < size or buf.dtype != dtype or not isinstance(buf, xp.ndarray):
             buf = xp.empty(size, dtype)
@@ -145,7 +146,7 @@ def im2col(x, kernel, pad=0, stride=1, dilation=1, *, batch_last=False, out=None
     src = view.transpose(perm)
     dst = xp.empty(src.shape, x.dtype) if out is None else out.reshape(src.shape)
     dst[...] = src
-    rows = x.shape[1] * int(np.prod(kernel))
+    rows = x.shape[1] * math.prod(kernel)
     return dst.reshape((rows, x.shape[0]) + out_size if batch_last
                        else (x.shape[0], rows) + out_size)
 
@@ -193,7 +194,7 @@ def col2im_windows(windows, x_shape, pad, stride, dilation=1, *, out=None, ws=No
         buf = xp.empty(shape, windows.dtype)
     buf[...] = 0
     lead = (slice(None), slice(None))
-    if np.prod(kernel) <= np.prod(out_size):
+    if math.prod(kernel) <= math.prod(out_size):
         for offset in itertools.product(*(range(k) for k in kernel)):
             target = tuple(slice(k * d, k * d + (o - 1) * s + 1, s)
                            for k, d, o, s in zip(offset, dilation, out_size, stride))
