@@ -1,5 +1,5 @@
 """ReLU: y = max(x, 0) + negative_slope * min(x, 0)."""
-from ..backend import get_array_module
+from ..backend import elementwise, get_array_module
 from ..layer import NeuronLayer
 from ..registry import register_layer
 
@@ -15,24 +15,27 @@ class ReLULayer(NeuronLayer):
         self.negative_slope = float(self.layer_param.relu_param.negative_slope)
 
     def forward(self, bottom, top):
-        xp = get_array_module(bottom[0].data)
         x = bottom[0].data
-        if self.negative_slope == 0:
-            xp.maximum(x, 0, out=top[0].data)
-        else:
-            slope = x.dtype.type(self.negative_slope)
-            top[0].data[...] = xp.maximum(x, 0) + slope * xp.minimum(x, 0)
+        xp, slope = get_array_module(x), x.dtype.type(self.negative_slope)
+
+        def rectify(x, y):
+            if slope == 0:
+                xp.maximum(x, 0, out=y)
+            else:
+                y[...] = xp.maximum(x, 0) + slope * xp.minimum(x, 0)
+        elementwise(rectify, x, top[0].data)
 
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0]:
             return
-        xp = get_array_module(top[0].diff)
-        # In place, bottom.data already holds y; sign(y) == sign(x) for slope >= 0, so the mask
-        # read from it is the same.
-        positive = bottom[0].data > 0
         dy = top[0].diff
-        if self.negative_slope == 0:
-            xp.multiply(dy, positive, out=bottom[0].diff)  # elementwise: safe in place
-        else:
-            slope = xp.where(positive, dy.dtype.type(1), dy.dtype.type(self.negative_slope))
-            bottom[0].diff[...] = dy * slope
+        xp, slope = get_array_module(dy), dy.dtype.type(self.negative_slope)
+
+        # In place, bottom.data already holds y; sign(y) == sign(x) for slope >= 0, so the mask
+        # read from it is the same. Each value is read before it is written: safe in place.
+        def gradient(x, dy, dx):
+            if slope == 0:
+                xp.multiply(dy, x > 0, out=dx)
+            else:
+                dx[...] = dy * xp.where(x > 0, dy.dtype.type(1), slope)
+        elementwise(gradient, bottom[0].data, dy, bottom[0].diff)
