@@ -22,7 +22,7 @@ Data layouts, for a batch part of nb images (C in, M out, H×W in, P×Q out, F =
 """
 import numpy as np
 
-from .backend import get_array_module, matmul, stacked_matmul
+from .backend import get_array_module, matmul, parallel, stacked_matmul
 
 
 class DftPlan:
@@ -76,23 +76,26 @@ class DftPlan:
         return (c * self.h * self.w * 2 * f + 4 * lh * self.h * f * c
                 + 4 * self.bins * c * m + 4 * p * lh * f * m + m * p * 2 * f * q)
 
-    def weights(self, w):
-        """A (bins, C, M) complex from the weights (M, C, kh, kw)."""
+    def weights(self, w, ws):
+        """A (bins, C, M) complex from the weights (M, C, kh, kw), in ws["dft_a"]."""
         m, c, kh, kw = w.shape
-        w = w.reshape(-1, kw).astype(self.real, copy=False)
-        along_w = (w @ self.kw).view(self.complex)  # (M·C·kh, F)
-        turned = np.ascontiguousarray(along_w.reshape(m, c, kh, self.freq).transpose(2, 3, 1, 0))
-        return (self.kh @ turned.reshape(kh, -1)).reshape(self.bins, c, m)
+        along_w = ws.scratch("dft_a_rows", (m * c * kh, 2 * self.freq), self.real)
+        np.matmul(w.reshape(-1, kw).astype(self.real, copy=False), self.kw, out=along_w)
+        turned = ws.scratch("dft_a_turned", (kh, self.freq, c, m), self.complex)
+        turned[...] = along_w.view(self.complex).reshape(m, c, kh, self.freq).transpose(2, 3, 1, 0)
+        a = ws.scratch("dft_a", (self.bins, c, m), self.complex)
+        np.matmul(self.kh, turned.reshape(kh, -1), out=a.reshape(self.lh, -1))
+        return a
 
-    def product(self, w):
-        """The real (bins, 2C, 2M) matrix of X ↦ X @ A per bin, for the weights w."""
-        return right_product(self.weights(w))
-
-    @staticmethod
-    def adjoint_product(product):
-        """The real (bins, 2M, 2C) matrix of ∂Y ↦ ∂Y @ Aᴴ: product transposed, stored
-        contiguous (BLAS runs these small GEMMs 1.4-2x slower on a transposed operand)."""
-        return np.ascontiguousarray(product.transpose(0, 2, 1))
+    def product(self, a, ws):
+        """The real (bins, 2C, 2M) matrix of X ↦ X @ A per bin, in a kept buffer of ws, the
+        bins split among the threads: training changes the weights every step, and these
+        megabytes are written each time."""
+        out = ws.scratch("dft_product", (self.bins, 2 * self.channels, 2 * self.num_output),
+                         self.real)
+        parallel(lambda start, stop: right_product(a[start:stop], out[start:stop]), self.bins,
+                 min_items=16)
+        return out
 
     def weight_grad(self, da):
         """∂w (M, C, kh, kw) from ∂A (bins, C, M): the adjoint of weights()."""
@@ -162,9 +165,9 @@ class DftPlan:
             out[0].real += bias * (self.lh * self.lw)
         self.inverse(out, y, ws)
 
-    def backward(self, dy, adjoint, spec, dx, ws):
+    def backward(self, dy, product, spec, dx, ws):
         """(∂A (bins, C, M), or None without spec (the part's input spectrum from forward);
-        ∂bias (M,)); fills dx when given, with adjoint = adjoint_product(product)."""
+        ∂bias (M,)); fills dx when given."""
         xp = get_array_module(dy)
         dspec = self.inverse_adjoint(dy, ws, "dft_dy")
         dbias = dspec[0].real.sum(axis=0) * (self.lh * self.lw)  # the adjoint of forward's
@@ -179,21 +182,23 @@ class DftPlan:
             xp.subtract(parts[:, :, 0, :, 1], parts[:, :, 1, :, 0], out=da.imag)
         if dx is not None:  # ∂X = ∂Y @ Aᴴ per bin: the transposed real form of A
             dxs = ws.scratch("dft_dx", (self.bins, dy.shape[0], self.channels), self.complex, xp)
-            stacked_matmul(_real(dspec), adjoint, _real(dxs))
+            stacked_matmul(_real(dspec), product.transpose(0, 2, 1), _real(dxs))
             self.input_grad(dxs, dx, ws)
         return da, dbias
 
 
-def right_product(a):
+def right_product(a, out=None):
     """The real (…, 2p, 2q) matrix of z ↦ z @ a for complex a (…, p, q), on complex rows
     stored as interleaved (re, im): one real GEMM, which BLAS runs faster than a complex one
     of these small sizes. Its transpose is the real form of z ↦ z @ aᴴ.
 
     Row p's real part meets a[p] itself, (re, im) interleaved; its imaginary part meets
     i·a[p] = (−im, re): two contiguous writes of complex rows."""
-    out = np.empty(a.shape[:-1] + (2, 2 * a.shape[-1]), a.real.dtype)
-    out[..., 0, :].view(a.dtype)[...] = a
-    np.multiply(a, 1j, out=out[..., 1, :].view(a.dtype))
+    shape = a.shape[:-1] + (2, 2 * a.shape[-1])
+    out = np.empty(shape, a.real.dtype) if out is None else out.reshape(shape)
+    plain = out[..., 0, :].view(a.dtype)
+    plain[...] = a
+    np.multiply(plain, 1j, out=out[..., 1, :].view(a.dtype))
     return out.reshape(a.shape[:-2] + (2 * a.shape[-2], 2 * a.shape[-1]))
 
 

@@ -305,14 +305,7 @@ class ConvolutionLayer(Layer):
         if (getattr(self, "dft_product_of", None) is not self.dft or
                 not np.array_equal(self.dft_weights, w)):
             self.dft_weights, self.dft_product_of = w.copy(), self.dft
-            self.dft_product = self.dft.product(w)
-            self.dft_adjoint = None  # built by the first backward that needs ∂x
-
-    def dft_adjoint_product(self):
-        """The transposed weight transform for ∂x (inference never builds it)."""
-        if self.dft_adjoint is None:
-            self.dft_adjoint = self.dft.adjoint_product(self.dft_product)
-        return self.dft_adjoint
+            self.dft_product = self.dft.product(self.dft.weights(w, self.ws), self.ws)
 
     def forward_range_dft(self, bottom, top, i, start, stop):
         """top = W ⋆ bottom + b for images [start, stop) through the DFT; the input spectrum
@@ -327,8 +320,6 @@ class ConvolutionLayer(Layer):
         need_w = self.param_propagate_down[0]
         need_b = self.bias_term and self.param_propagate_down[1]
         self.refresh_dft_product()
-        if self.dft is not None and any(propagate_down):
-            self.dft_adjoint_product()  # once, before the batch ranges share it
         for i in range(len(top)):
             if not (need_w or need_b or propagate_down[i]):
                 continue
@@ -392,8 +383,7 @@ class ConvolutionLayer(Layer):
                     else self.dft.forward_input(bottom.data.reshape(shape)[start:stop], ws,
                                                 f"spec{i}"))
         dx = bottom.diff.reshape(shape)[start:stop] if propagate_down else None
-        da, db = self.dft.backward(dy, self.dft_adjoint if propagate_down else None, spec, dx,
-                                   ws)
+        da, db = self.dft.backward(dy, self.dft_product, spec, dx, ws)
         dw = None if da is None else self.dft.weight_grad(da)
         return dw, db if self.bias_term and self.param_propagate_down[1] else None
 
