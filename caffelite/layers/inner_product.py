@@ -75,11 +75,19 @@ class InnerProductLayer(Layer):
         w = self._weight_nk()
         xp = get_array_module(x)
 
-        def rows(start, stop):
-            xp.matmul(x[start:stop], w.T, out=y[start:stop])
+        if self.num_output < self.M:  # split the rows: each thread reads all of W
+            def rows(start, stop):
+                xp.matmul(x[start:stop], w.T, out=y[start:stop])
+                if self.bias_term:
+                    y[start:stop] += self.blobs[1].data
+            self.split(rows, self.M, self.K * self.num_output)
+            return
+
+        def columns(start, stop):  # W is the larger operand: each thread reads a part
+            xp.matmul(x, w[start:stop].T, out=y[:, start:stop])
             if self.bias_term:
-                y[start:stop] += self.blobs[1].data
-        self.split(rows, self.M, self.K * self.num_output)
+                y[:, start:stop] += self.blobs[1].data[start:stop]
+        self.split(columns, self.num_output, self.M * self.K)
 
     def backward(self, top, propagate_down, bottom):
         dy = top[0].diff.reshape(self.M, self.num_output)  # (M, N)
@@ -99,8 +107,12 @@ class InnerProductLayer(Layer):
                 self.split(weight_rows, self.num_output, self.M * self.K)
         if self.bias_term and self.param_propagate_down[1]:
             self.blobs[1].diff += dy.sum(axis=0)
-        if propagate_down[0]:
+        if propagate_down[0]:  # (M, K), split where the threads share the smaller operand
             dx = bottom[0].diff.reshape(self.M, self.K)
             w = self._weight_nk()
-            self.split(lambda a, b: xp.matmul(dy[a:b], w, out=dx[a:b]),  # (M, K)
-                       self.M, self.K * self.num_output)
+            if self.K < self.M:
+                self.split(lambda a, b: xp.matmul(dy[a:b], w, out=dx[a:b]),
+                           self.M, self.K * self.num_output)
+            else:
+                self.split(lambda a, b: xp.matmul(dy, w[:, a:b], out=dx[:, a:b]),
+                           self.K, self.M * self.num_output)

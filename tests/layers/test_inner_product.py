@@ -2,6 +2,8 @@
 import numpy as np
 import pytest
 
+import caffelite.layers.inner_product as inner_product
+from caffelite import backend
 from caffelite.blob import Blob
 from caffelite.errors import CaffeliteError
 from tests.gradient_check import blob_from, check_gradient, make_layer
@@ -86,6 +88,29 @@ def test_param_diffs_accumulate_bottom_diff_overwritten(rng):
     np.testing.assert_allclose(layer.blobs[0].diff, 2 * first[0], rtol=1e-12)
     np.testing.assert_allclose(layer.blobs[1].diff, 2 * first[1], rtol=1e-12)
     np.testing.assert_allclose(bottom.diff, first[2], rtol=1e-12)
+
+
+@pytest.mark.parametrize("m, k, n", [(9, 4, 3), (3, 4, 9), (4, 9, 3)])  # each split way
+@pytest.mark.parametrize("transpose", [False, True])
+def test_split_among_threads_matches_the_formula(m, k, n, transpose, rng, monkeypatch):
+    monkeypatch.setattr(inner_product, "PARALLEL_MIN_WORK", 1)  # split even these sizes
+    saved = backend.num_threads()
+    backend.set_num_threads(2)
+    try:
+        layer, bottom, top = ip(f"num_output: {n} transpose: {str(transpose).lower()} {GAUSS}",
+                                rng.normal(size=(m, k)))
+        top.diff[...] = rng.normal(size=top.shape)
+        for blob in layer.blobs:
+            blob.diff[...] = 0
+        layer.backward([top], [True], [bottom])
+    finally:
+        backend.set_num_threads(saved)
+    w = layer.blobs[0].data.T if transpose else layer.blobs[0].data  # (N, K)
+    x, dy = bottom.data, top.diff
+    np.testing.assert_allclose(top.data, x @ w.T + layer.blobs[1].data, rtol=1e-12)
+    np.testing.assert_allclose(bottom.diff, dy @ w, rtol=1e-12)
+    dw = x.T @ dy if transpose else dy.T @ x
+    np.testing.assert_allclose(layer.blobs[0].diff, dw, rtol=1e-12)
 
 
 def test_batch_size_may_change_but_not_k(rng):
