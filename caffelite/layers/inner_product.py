@@ -66,33 +66,35 @@ class InnerProductLayer(Layer):
         return w.T if self.transpose else w  # (N, K)
 
     def split(self, function, count, work):
-        """function(start, stop) over `count` rows, split among threads for large GEMMs."""
+        """function(start, stop) over `count` rows or columns, split among threads when each
+        has `work` multiply-adds and the parts are large enough."""
         parallel(function, count, min_items=max(1, PARALLEL_MIN_WORK // max(1, work)))
+
+    def split_product(self, a, b, out, bias=None):
+        """out = a @ b (+ bias), split among the threads by rows of out when a is the larger
+        operand, else by columns: each thread then packs only its part of the larger one
+        (split by batch rows, each packed all of LeNet ip1's W, and two threads were slower
+        than one)."""
+        rows, cols = out.shape
+        by_rows = a.size > b.size
+
+        def part(start, stop):
+            r, c = ((slice(start, stop), slice(None)) if by_rows
+                    else (slice(None), slice(start, stop)))
+            get_array_module(out).matmul(a[r], b[:, c], out=out[r, c])
+            if bias is not None:
+                out[r, c] += bias[c]
+        self.split(part, rows if by_rows else cols, a.shape[1] * (cols if by_rows else rows))
 
     def forward(self, bottom, top):
         x = bottom[0].data.reshape(self.M, self.K)  # (M, K)
         y = top[0].data.reshape(self.M, self.num_output)  # (M, N)
-        w = self._weight_nk()
-        xp = get_array_module(x)
-
-        if self.num_output < self.M:  # split the rows: each thread reads all of W
-            def rows(start, stop):
-                xp.matmul(x[start:stop], w.T, out=y[start:stop])
-                if self.bias_term:
-                    y[start:stop] += self.blobs[1].data
-            self.split(rows, self.M, self.K * self.num_output)
-            return
-
-        def columns(start, stop):  # W is the larger operand: each thread reads a part
-            xp.matmul(x, w[start:stop].T, out=y[:, start:stop])
-            if self.bias_term:
-                y[:, start:stop] += self.blobs[1].data[start:stop]
-        self.split(columns, self.num_output, self.M * self.K)
+        self.split_product(x, self._weight_nk().T, y,
+                           self.blobs[1].data if self.bias_term else None)
 
     def backward(self, top, propagate_down, bottom):
         dy = top[0].diff.reshape(self.M, self.num_output)  # (M, N)
         x = bottom[0].data.reshape(self.M, self.K)  # (M, K)
-        xp = get_array_module(dy)
         if self.param_propagate_down[0]:
             dw = self.blobs[0].diff
 
@@ -107,12 +109,5 @@ class InnerProductLayer(Layer):
                 self.split(weight_rows, self.num_output, self.M * self.K)
         if self.bias_term and self.param_propagate_down[1]:
             self.blobs[1].diff += dy.sum(axis=0)
-        if propagate_down[0]:  # (M, K), split where the threads share the smaller operand
-            dx = bottom[0].diff.reshape(self.M, self.K)
-            w = self._weight_nk()
-            if self.K < self.M:
-                self.split(lambda a, b: xp.matmul(dy[a:b], w, out=dx[a:b]),
-                           self.M, self.K * self.num_output)
-            else:
-                self.split(lambda a, b: xp.matmul(dy, w[:, a:b], out=dx[:, a:b]),
-                           self.K, self.M * self.num_output)
+        if propagate_down[0]:
+            self.split_product(dy, self._weight_nk(), bottom[0].diff.reshape(self.M, self.K))
