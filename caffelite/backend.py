@@ -182,7 +182,8 @@ ELEMENTWISE_MIN = 1 << 18
 
 def elementwise(function, *arrays):
     """function(*parts) over matching flat ranges of same-sized contiguous arrays, split
-    among the threads when they are large; one call function(*arrays) otherwise."""
+    among the threads when they are large; one call on the whole (flattened) arrays
+    otherwise."""
     flat = [array.reshape(-1) for array in arrays]
     if get_array_module(*arrays) is not np or flat[0].size < 2 * ELEMENTWISE_MIN:
         function(*flat)

@@ -154,7 +154,7 @@ class DftPlan:
 
     # -- the whole layer ----------------------------------------------------------------------
     def forward(self, x, product, y, ws, name, bias=None):
-        """y = conv(x) + bias for a batch part, with product = self.product(w); the input
+        """y = conv(x) + bias for a batch part, with product = product(weights(w)); the input
         spectrum stays in ws[name]. The bias goes into the zero-frequency bin, which the
         inverse spreads evenly over every output: no pass over y of its own."""
         spec = self.forward_input(x, ws, name)
