@@ -14,10 +14,10 @@ class AdaDeltaSolver(Solver):
     type = "AdaDelta"
     history_per_param = 2
 
-    def compute_update_value(self, param_id, rate):
-        diff = self.learnable_params[param_id].diff
-        hg = self.history[param_id]
-        hu = self.history[len(self.learnable_params) + param_id]
+    def compute_update_value(self, param_id, rate, part=slice(None)):
+        diff = self.part(self.learnable_params[param_id].diff, part)
+        hg = self.part(self.history[param_id], part)
+        hu = self.part(self.history[len(self.learnable_params) + param_id], part)
         dt = diff.dtype.type
         momentum = dt(self.param.momentum)
         delta = dt(self.param.delta)

@@ -16,9 +16,9 @@ class AdaGradSolver(Solver):
         super().check_param(param)
         self.require_zero_momentum(param)
 
-    def compute_update_value(self, param_id, rate):
-        diff = self.learnable_params[param_id].diff
-        h = self.history[param_id]
+    def compute_update_value(self, param_id, rate, part=slice(None)):
+        diff = self.part(self.learnable_params[param_id].diff, part)
+        h = self.part(self.history[param_id], part)
         dt = diff.dtype.type
         local_rate = dt(rate) * dt(self.net.params_lr[param_id])
         h += diff * diff

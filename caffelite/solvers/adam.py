@@ -16,10 +16,10 @@ class AdamSolver(Solver):
     type = "Adam"
     history_per_param = 2
 
-    def compute_update_value(self, param_id, rate):
-        diff = self.learnable_params[param_id].diff
-        m = self.history[param_id]
-        v = self.history[len(self.learnable_params) + param_id]
+    def compute_update_value(self, param_id, rate, part=slice(None)):
+        diff = self.part(self.learnable_params[param_id].diff, part)
+        m = self.part(self.history[param_id], part)
+        v = self.part(self.history[len(self.learnable_params) + param_id], part)
         dt = diff.dtype.type
         beta1, beta2 = dt(self.param.momentum), dt(self.param.momentum2)
         local_rate = dt(rate) * dt(self.net.params_lr[param_id])

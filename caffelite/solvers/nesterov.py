@@ -12,9 +12,9 @@ class NesterovSolver(SGDSolver):
 
     type = "Nesterov"
 
-    def compute_update_value(self, param_id, rate):
-        diff = self.learnable_params[param_id].diff
-        v = self.history[param_id]
+    def compute_update_value(self, param_id, rate, part=slice(None)):
+        diff = self.part(self.learnable_params[param_id].diff, part)
+        v = self.part(self.history[param_id], part)
         dt = diff.dtype.type
         momentum = dt(self.param.momentum)
         local_rate = dt(rate) * dt(self.net.params_lr[param_id])

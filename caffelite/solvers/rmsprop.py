@@ -20,9 +20,9 @@ class RMSPropSolver(Solver):
             raise SolverError(f"{self.source}: rms_decay must lie in [0, 1), got "
                               f"{param.rms_decay:g}")
 
-    def compute_update_value(self, param_id, rate):
-        diff = self.learnable_params[param_id].diff
-        h = self.history[param_id]
+    def compute_update_value(self, param_id, rate, part=slice(None)):
+        diff = self.part(self.learnable_params[param_id].diff, part)
+        h = self.part(self.history[param_id], part)
         dt = diff.dtype.type
         decay = dt(self.param.rms_decay)
         local_rate = dt(rate) * dt(self.net.params_lr[param_id])

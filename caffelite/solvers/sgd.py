@@ -14,13 +14,13 @@ class SGDSolver(Solver):
 
     type = "SGD"
 
-    def compute_update_value(self, param_id, rate):
-        diff = self.learnable_params[param_id].diff
-        v = self.history[param_id]
+    def compute_update_value(self, param_id, rate, part=slice(None)):
+        diff = self.part(self.learnable_params[param_id].diff, part)
+        v = self.part(self.history[param_id], part)
         dt = diff.dtype.type
         local_rate = dt(rate) * dt(self.net.params_lr[param_id])
         # caffe_cpu_axpby: v = local_rate·g + μ·v; the update is v itself
-        step = self.xp.multiply(diff, local_rate, out=self.scratch(param_id))
+        step = self.xp.multiply(diff, local_rate, out=self.part(self.scratch(param_id), part))
         v *= dt(self.param.momentum)
         v += step
         diff[...] = v

@@ -8,7 +8,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ..backend import get_array_module, to_numpy
+from ..backend import get_array_module, parallel, to_numpy
 from ..errors import SolverError
 from ..proto import caffelite_pb2 as pb
 from ..random import set_random_seed
@@ -20,6 +20,14 @@ from .build import NetBuilder, load_param
 logger = logging.getLogger("caffelite")
 
 ACTIONS = ("none", "stop", "snapshot")
+# The update takes a param through all its steps (normalize, regularize, the update value,
+# data −= diff) this many values at a time, so a chunk's arrays stay in the core's cache from
+# one step to the next; smaller chunks cost more in calls than they save (LeNet's 431k
+# values: 1.2 ms whole, 1.1 ms in chunks of 2^17, 1.75 ms in chunks of 2^13, one thread).
+UPDATE_CHUNK = 1 << 17
+# A param is split among the threads when each thread gets this many values (LeNet, two
+# threads: 1.2 -> 0.8 ms).
+UPDATE_SPLIT_MIN = 1 << 16
 
 
 def _g(value):
@@ -37,8 +45,10 @@ class Solver:
     relative paths and the default snapshot_prefix follow Caffe's rules.
 
     Subclasses set `type`, `history_per_param` (history is `history_per_param × N` arrays, block
-    by block, as Caffe lays it out) and implement `compute_update_value(param_id, rate)`, which
-    turns `learnable_params[param_id].diff` into the step that `net.update()` subtracts.
+    by block, as Caffe lays it out) and implement `compute_update_value(param_id, rate, part)`,
+    which turns values `part` of `learnable_params[param_id].diff` into the step that is then
+    subtracted from the data (`self.part(array, part)` gives those values of a param-shaped
+    array).
 
     Callbacks (objects passed to `add_callback`) may define `on_display(iter, loss, outputs,
     lr)`, `on_test(iter, results)` (one {output: mean} per test net), `on_snapshot(paths)`, and
@@ -300,16 +310,39 @@ class Solver:
         return float(np.float32(rate))  # Caffe's rate is a Dtype
 
     def apply_update(self, rate=None):
-        """Clip, then per param Normalize, Regularize, ComputeUpdateValue; net.update(); ++iter."""
+        """Clip, then per param Normalize, Regularize, ComputeUpdateValue and data −= diff
+        (Caffe's Net::Update); ++iter."""
         if rate is None:
             rate = self.get_learning_rate()
         self.clip_gradients()
         for param_id in range(len(self.learnable_params)):
-            self.normalize(param_id)
-            self.regularize(param_id)
-            self.compute_update_value(param_id, rate)
-        self.net.update()
+            self.update_param(param_id, rate)
         self.iter += 1
+
+    def update_param(self, param_id, rate):
+        """Update one param a chunk of values at a time, the chunks split among the threads.
+        Every step is elementwise, so neither changes a value."""
+        blob = self.learnable_params[param_id]
+        data, diff = blob.data.reshape(-1), blob.diff.reshape(-1)
+        self.scratch(param_id)  # made here, not by two threads at once
+        chunk = UPDATE_CHUNK if self.xp is np else data.size
+
+        def run(start, stop):
+            for first in range(start, stop, chunk):
+                part = slice(first, min(stop, first + chunk))
+                self.normalize(param_id, part)
+                self.regularize(param_id, part)
+                self.compute_update_value(param_id, rate, part)
+                data[part] -= diff[part]
+        if self.xp is np:
+            parallel(run, data.size, min_items=UPDATE_SPLIT_MIN)
+        else:
+            run(0, data.size)
+
+    @staticmethod
+    def part(array, part):
+        """Values `part` (a slice) of a param-shaped array, flattened: a view."""
+        return array.reshape(-1)[part]
 
     def clip_gradients(self):
         """Scale every diff by clip/‖g‖ when the global L2 norm exceeds clip_gradients (before
@@ -327,13 +360,13 @@ class Solver:
             for p in self.learnable_params:
                 p.diff[...] *= p.diff.dtype.type(scale)
 
-    def normalize(self, param_id):
+    def normalize(self, param_id, part=slice(None)):
         """diff *= 1/iter_size (the passes accumulated their gradients)."""
         if self.param.iter_size > 1:
-            diff = self.learnable_params[param_id].diff
+            diff = self.part(self.learnable_params[param_id].diff, part)
             diff *= diff.dtype.type(1.0 / self.param.iter_size)
 
-    def regularize(self, param_id):
+    def regularize(self, param_id, part=slice(None)):
         """L2: diff += λ·w; L1: diff += λ·sign(w); λ = weight_decay·decay_mult, even at
         lr_mult 0 (Caffe's rule)."""
         blob = self.learnable_params[param_id]
@@ -341,12 +374,13 @@ class Solver:
         local_decay = dt(self.param.weight_decay) * dt(self.net.params_weight_decay[param_id])
         if not local_decay:
             return
-        term = self.scratch(param_id)
+        data, diff = self.part(blob.data, part), self.part(blob.diff, part)
+        term = self.part(self.scratch(param_id), part)
         if self.param.regularization_type == "L2":
-            self.xp.multiply(blob.data, local_decay, out=term)
+            self.xp.multiply(data, local_decay, out=term)
         else:
-            self.xp.multiply(self.xp.sign(blob.data, out=term), local_decay, out=term)
-        blob.diff += term
+            self.xp.multiply(self.xp.sign(data, out=term), local_decay, out=term)
+        diff += term
 
     def scratch(self, param_id):
         """A work array shaped like learnable param `param_id`, kept between iterations."""
@@ -357,7 +391,7 @@ class Solver:
             buf = buffers[param_id] = self.xp.empty_like(data)
         return buf
 
-    def compute_update_value(self, param_id, rate):
+    def compute_update_value(self, param_id, rate, part=slice(None)):
         raise NotImplementedError
 
     # -- snapshots ------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from tests.solvers.nets import (
     SOLVER_SETTINGS,
     SOLVER_TYPES,
     least_squares_net,
+    mnist_net,
     params_of,
     solver_param,
     write_regression_data,
@@ -123,3 +124,29 @@ def test_iter_size_two_half_batches_equal_full_batches(data, solver_type):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
     for a, b in zip(full.history, accumulated.history):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("regularization", ["L2", "L1"])
+@pytest.mark.parametrize("solver_type", SOLVER_TYPES)
+def test_chunked_update_on_threads_equals_whole_arrays(solver_type, regularization, monkeypatch):
+    """The update runs a param in chunks split among the threads; every step is elementwise,
+    so the weights and history equal those of one pass over whole arrays, bit for bit."""
+    from caffelite import backend
+    from caffelite.solvers import solver as solver_module
+
+    def train(chunk, split_min, threads):
+        monkeypatch.setattr(solver_module, "UPDATE_CHUNK", chunk)
+        monkeypatch.setattr(solver_module, "UPDATE_SPLIT_MIN", split_min)
+        monkeypatch.setattr(backend, "_num_threads", threads)
+        settings = {**SOLVER_SETTINGS[solver_type], "iter_size": 2}
+        param = solver_param(mnist_net(batch_size=4, hidden=37, dropout=False),
+                             type=solver_type, weight_decay=5e-3,
+                             regularization_type=regularization, **settings)
+        solver = Solver(param)
+        solver.step(3)
+        return params_of(solver) + [h.copy() for h in solver.history]
+
+    whole = train(1 << 40, 1 << 40, 1)
+    chunked = train(1000, 3000, 2)  # ip1's 29,008 weights: two ranges of 15 chunks
+    for a, b in zip(whole, chunked):
+        np.testing.assert_array_equal(a, b)
