@@ -72,10 +72,13 @@ def pool_out_size(size, kernel, pad=0, stride=1, ceil_mode=True):
 
 
 class Workspace:
-    """Scratch arrays kept between calls of one layer while their shape and dtype hold."""
+    """Scratch arrays kept between calls of one layer while their shape and dtype hold, and
+    objects built on them (memo)."""
 
     def __init__(self):
         self._arrays = {}
+        self._memo = {}
+        self._generation = 0  # advanced whenever a buffer is replaced
 
     def scratch(self, name, shape, dtype, xp=np):
         """An uninitialised array; a prefix of a kept buffer, grown only when too small."""
@@ -84,6 +87,7 @@ class Workspace:
         if buf is None or buf.size < size or buf.dtype != dtype or not isinstance(buf, xp.ndarray):
             buf = xp.empty(size, dtype)
             self._arrays[name] = buf
+            self._generation += 1
         return buf[:size].reshape(shape)
 
     def padded(self, name, shape, dtype, fill, xp=np):
@@ -93,7 +97,17 @@ class Workspace:
         if buf is None or buf.shape != tuple(shape) or buf.dtype != dtype:
             buf = xp.full(shape, fill, dtype)
             self._arrays[key] = buf
+            self._generation += 1
         return buf
+
+    def memo(self, key, build):
+        """build()'s result for `key`, kept while no buffer of this workspace is replaced: it
+        may hold views of them (a layer's per-call views, built once instead of every call)."""
+        entry = self._memo.get(key)
+        if entry is None or entry[0] != self._generation:
+            value = build()
+            entry = self._memo[key] = (self._generation, value)  # after build's own buffers
+        return entry[1]
 
 
 def window_view(x, kernel, pad, stride, dilation, out_size, fill=0.0, ws=None):

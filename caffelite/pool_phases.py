@@ -46,6 +46,7 @@ class PhaseGeometry:
         self.tail = (kw - 1) // sw  # row reduction reads up to this far past the last cell
         # Columns whose windows reach past the last plane column (packed planes only).
         self.clipped = [j for j in range(ow) if j + (kw - 1) // sw >= self.cols]
+        self.key = (size, kernel, pad, stride, out_size)  # all a chunk's plan depends on
 
     def sizes(self, nc):
         """(cells of nc images' planes, cells where the column reduction reads whole windows)."""
@@ -97,8 +98,13 @@ def _grid(flat, geo, nc):
     return flat[:nc * geo.image_cells].reshape(nc, geo.rows, geo.cols)
 
 
-def _chunk_sizes(chunks):
-    return sorted({stop - start for start, stop in chunks}, reverse=True)  # largest first
+def _plans(plan, geo, chunks, ws, dtype, xp, option):
+    """{chunk size: plan(geo, nc, ws, dtype, xp, option)}, largest first, each built once per
+    workspace (memo): building one's views costs about 20 µs of Python, and with two threads
+    that time holds the GIL."""
+    sizes = sorted({stop - start for start, stop in chunks}, reverse=True)
+    return {nc: ws.memo((plan, geo.key, nc, np.dtype(dtype), option),
+                        lambda nc=nc: plan(geo, nc, ws, dtype, xp, option)) for nc in sizes}
 
 
 class _Forward:
@@ -186,9 +192,10 @@ def window_max(x, geo, ws, track=True, out=None):
     top = xp.empty((geo.nc, oh, ow), x.dtype) if out is None else out.reshape(geo.nc, oh, ow)
     x3 = x.reshape(geo.nc, *geo.size)
     chunks = geo.chunks(xp)
-    plans = {nc: _Forward(geo, nc, ws, x.dtype, xp, -np.inf) for nc in _chunk_sizes(chunks)}
+    plans = _plans(_Forward, geo, chunks, ws, x.dtype, xp, -np.inf)
     lowest = ws.padded("lowest", (max(plans) * geo.image_cells,), x.dtype, -FLT_MAX, xp)
-    masks = _tracks(ws, geo, chunks, xp) if track else [(None, None)] * len(chunks)
+    masks = (ws.memo((_tracks, geo.key, tuple(chunks)), lambda: _tracks(ws, geo, chunks, xp))
+             if track else [(None, None)] * len(chunks))
     tracks = []
     for (start, stop), (row_better, column_better) in zip(chunks, masks):
         plan = plans[stop - start]
@@ -313,7 +320,7 @@ def window_max_backward(dtop, track, geo, ws, dx):
     oh, ow = geo.out_size
     dtop3, dx3 = dtop.reshape(geo.nc, oh, ow), dx.reshape(geo.nc, *geo.size)
     chunks = geo.chunks(xp)
-    plans = {nc: _Backward(geo, nc, ws, dtop.dtype, xp, True) for nc in _chunk_sizes(chunks)}
+    plans = _plans(_Backward, geo, chunks, ws, dtop.dtype, xp, True)
     for (start, stop), chunk_track in zip(chunks, track):
         plans[stop - start].run(dtop3[start:stop], dx3[start:stop], *chunk_track)
     return dx
@@ -326,7 +333,7 @@ def window_sum(x, geo, ws, out=None):
     top = xp.empty((geo.nc, oh, ow), x.dtype) if out is None else out.reshape(geo.nc, oh, ow)
     x3 = x.reshape(geo.nc, *geo.size)
     chunks = geo.chunks(xp)
-    plans = {nc: _Forward(geo, nc, ws, x.dtype, xp, 0) for nc in _chunk_sizes(chunks)}
+    plans = _plans(_Forward, geo, chunks, ws, x.dtype, xp, 0)
     for start, stop in chunks:
         plan = plans[stop - start]
         plan.load(x3[start:stop])
@@ -344,7 +351,7 @@ def window_sum_backward(dtop, geo, ws, dx):
     oh, ow = geo.out_size
     dtop3, dx3 = dtop.reshape(geo.nc, oh, ow), dx.reshape(geo.nc, *geo.size)
     chunks = geo.chunks(xp)
-    plans = {nc: _Backward(geo, nc, ws, dtop.dtype, xp, False) for nc in _chunk_sizes(chunks)}
+    plans = _plans(_Backward, geo, chunks, ws, dtop.dtype, xp, False)
     for start, stop in chunks:
         plans[stop - start].run(dtop3[start:stop], dx3[start:stop])
     return dx

@@ -113,3 +113,20 @@ def test_window_view_pads_with_fill_and_reuses_buffers(rng):
     assert np.isneginf(again[0, 0, 0, 0, 0, 0]) and again[0, 0, 1, 1, 0, 0] == x[0, 0, 1, 1] + 1
     with pytest.raises(ValueError, match="larger than the padded input"):
         im2col(x, 5, 0, 1, 1)
+
+
+def test_workspace_memo_is_rebuilt_when_a_buffer_is_replaced():
+    ws = Workspace()
+    builds = []
+
+    def build():
+        builds.append(ws.scratch("buf", (4,), np.float32))
+        return builds[-1]
+    first = ws.memo("views", build)
+    assert ws.memo("views", build) is first and len(builds) == 1
+    ws.scratch("buf", (2,), np.float32)  # a prefix of the kept buffer: the views still hold
+    assert ws.memo("views", build) is first
+    ws.scratch("other", (8,), np.float32)  # any buffer replaced: rebuilt
+    assert ws.memo("views", build) is not first and len(builds) == 2
+    ws.padded("pad", (3,), np.float32, 0)
+    assert len({id(ws.memo("views", build)) for _ in range(2)}) == 1 and len(builds) == 3

@@ -241,6 +241,36 @@ def test_max_planes_match_caffe_loop(case, tops, small_chunks, rng):
     np.testing.assert_array_equal(bottom[0].diff, max_backward_naive(top[0].diff, mask, x.shape))
 
 
+@pytest.mark.parametrize("method", ["MAX", "AVE"])
+def test_one_layer_through_changing_shapes(method, small_chunks, rng):
+    """A layer keeps its planes' views between calls; when a reshape grows or shrinks its
+    buffers, the views must follow (checked against Caffe's loops at every shape)."""
+    layer = pool_layer(method, (3, 3), (2, 2), (1, 1))
+    shapes = [(2, 5, 9, 9), (2, 5, 9, 9), (4, 5, 13, 11), (1, 2, 9, 9), (4, 5, 13, 11),
+              (3, 5, 9, 9)]
+    bottom, top = None, [Blob(dtype=F64)]
+    for shape in shapes:
+        small_chunks(*shape[2:])
+        x = rng.integers(-2, 3, size=shape).astype(F64)
+        if bottom is None:
+            bottom = [blob_from(x)]
+            layer.setup(bottom, top)
+        bottom[0].reshape(shape)
+        bottom[0].data[...] = x
+        layer.reshape(bottom, top)
+        layer.forward(bottom, top)
+        top[0].diff[...] = rng.integers(-4, 5, size=top[0].shape) / 2  # exact sums
+        layer.backward(top, [True], bottom)
+        if method == "MAX":
+            want, mask = max_pool_naive(x, (3, 3), (1, 1), (2, 2))
+            dx = max_backward_naive(top[0].diff, mask, shape)
+        else:
+            want = ave_pool_naive(x, (3, 3), (1, 1), (2, 2))
+            dx = ave_backward_naive(top[0].diff, shape, (3, 3), (1, 1), (2, 2))
+        np.testing.assert_allclose(top[0].data, want, rtol=1e-13, atol=1e-14)
+        np.testing.assert_allclose(bottom[0].diff, dx, rtol=1e-13, atol=1e-14)
+
+
 @pytest.mark.parametrize("case", PLANE_CASES)
 def test_ave_planes_match_caffe_loop(case, small_chunks, rng):
     h, w, kernel, stride, pad = case
