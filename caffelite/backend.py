@@ -131,7 +131,15 @@ class _Worker(threading.Thread):
         self._go.release()
 
     def join_call(self):
-        self._done.acquire()
+        interrupted = None
+        while True:  # a Ctrl-C here must not leave the call running past the pool's lock
+            try:
+                self._done.acquire()
+                break
+            except BaseException as exc:
+                interrupted = interrupted or exc
+        if interrupted is not None:
+            raise interrupted
         if self._error is not None:
             error, self._error = self._error, None
             raise error
@@ -312,9 +320,15 @@ class _Deferred(threading.Thread):
         return bool(self._tasks)
 
     def wait(self):
+        interrupted = None
         with self._ready:
-            while self._tasks:
-                self._ready.wait()
+            while self._tasks:  # after a Ctrl-C too: no task may outlive its pass
+                try:
+                    self._ready.wait()
+                except BaseException as exc:
+                    interrupted = interrupted or exc
+        if interrupted is not None:
+            raise interrupted
         if self._error is not None:
             error, self._error = self._error, None
             raise error

@@ -1,5 +1,8 @@
-"""The thread pool behind every split layer: ranges, errors and nesting."""
+"""The thread pool behind every split layer: ranges, errors, nesting and Ctrl-C."""
+import os
+import signal
 import threading
+import time
 
 import pytest
 
@@ -53,3 +56,43 @@ def test_nested_parallel_runs_its_ranges_in_the_calling_thread(two_threads):
     backend.parallel(outer, 2)
     assert sorted(inner) == [(0, 0, 2, True), (0, 2, 4, True), (1, 0, 2, True),
                              (1, 2, 4, True)]
+
+
+def interrupted_while(start_work):
+    """Run start_work(wait) in this thread, where wait() blocks a helper thread's work until
+    SIGINT has been sent to this process; returns what the work recorded."""
+    started, sent, finished = threading.Event(), threading.Event(), []
+
+    def wait():
+        started.set()
+        sent.wait()
+        time.sleep(0.05)  # the signal reaches the main thread while it waits here
+        finished.append(True)
+
+    def interrupt():
+        started.wait()
+        os.kill(os.getpid(), signal.SIGINT)
+        sent.set()
+    sender = threading.Thread(target=interrupt)
+    sender.start()
+    with pytest.raises(KeyboardInterrupt):
+        start_work(wait)
+    sender.join()
+    return finished
+
+
+def test_ctrl_c_while_waiting_for_a_worker_waits_for_its_range(two_threads):
+    """KeyboardInterrupt in the join: the worker's range finishes before it propagates, so
+    the next parallel() does not start while the old range still runs."""
+    assert interrupted_while(lambda wait: backend.parallel(
+        lambda start, stop: start and wait(), 2)) == [True]
+    finished = []
+    backend.parallel(lambda start, stop: start and (time.sleep(0.1), finished.append(start)), 2)
+    assert finished == [1]  # joined this call, not the interrupted one
+
+
+def test_ctrl_c_while_waiting_for_deferred_tasks_waits_for_them(two_threads):
+    def deferred(wait):
+        with backend.deferring():
+            assert backend.defer(wait)
+    assert interrupted_while(deferred) == [True]
