@@ -6,7 +6,7 @@ from collections import OrderedDict
 import numpy as np
 
 from . import io
-from .backend import deferring, single_blas_thread
+from .backend import deferring, flush_denormals, single_blas_thread
 from .errors import CaffeliteError, NetError
 from .net_build import NetWiring, check_layer_types
 from .net_filter import filter_net, insert_splits
@@ -149,7 +149,7 @@ class Net:
         """Run layers start..end (inclusive) and return their summed loss."""
         end = len(self.layers) - 1 if end is None else end
         loss = 0.0
-        with single_blas_thread():
+        with single_blas_thread(), flush_denormals():
             for i in range(start, end + 1):
                 layer, bottom, top = self.layers[i], self.bottom_vecs[i], self.top_vecs[i]
                 layer.reshape(bottom, top)
@@ -165,7 +165,7 @@ class Net:
     def backward_from_to(self, start=None, end=0):
         """Run backward of layers start down to end (inclusive) that need it."""
         start = len(self.layers) - 1 if start is None else start
-        with single_blas_thread(), deferring():
+        with single_blas_thread(), flush_denormals(), deferring():
             for i in range(start, end - 1, -1):
                 if self.layer_need_backward[i]:
                     self.layers[i].backward(self.top_vecs[i], self.bottom_need_backward[i],

@@ -1,12 +1,15 @@
-"""The thread pool behind every split layer: ranges, errors, nesting and Ctrl-C."""
+"""The thread pool behind every split layer: ranges, errors, nesting, Ctrl-C, denormals."""
 import os
 import signal
 import threading
 import time
 
+import numpy as np
 import pytest
+from google.protobuf import text_format
 
-from caffelite import backend
+from caffelite import Net, backend
+from caffelite.proto import caffelite_pb2 as pb
 
 
 @pytest.fixture
@@ -96,3 +99,59 @@ def test_ctrl_c_while_waiting_for_deferred_tasks_waits_for_them(two_threads):
         with backend.deferring():
             assert backend.defer(wait)
     assert interrupted_while(deferred) == [True]
+
+
+needs_fp_modes = pytest.mark.skipif(backend._fp_modes is None,
+                                    reason="denormal flushing needs glibc's fesetmode on x86-64")
+
+
+def half_of_tiny():
+    """Half of float32 1e-38: a denormal, or 0 where denormals are flushed."""
+    return float((np.full(4, 1e-38, np.float32) * np.float32(0.5))[0])
+
+
+@needs_fp_modes
+def test_flush_denormals_inside_passes_only(two_threads):
+    assert half_of_tiny() > 0
+    with backend.flush_denormals():
+        assert half_of_tiny() == 0
+        with backend.flush_denormals():
+            assert half_of_tiny() == 0
+        assert half_of_tiny() == 0  # still inside the outer one
+        seen = {}
+        backend.parallel(lambda start, stop: seen.update({start: half_of_tiny()}), 2)
+        assert seen == {0: 0.0, 1: 0.0}  # the pool's thread follows its caller
+        with backend.deferring():
+            backend.defer(lambda: seen.update({"deferred": half_of_tiny()}))
+        assert seen["deferred"] == 0
+    assert half_of_tiny() > 0
+    seen.clear()
+    backend.parallel(lambda start, stop: seen.update({start: half_of_tiny()}), 2)
+    assert seen[0] > 0 and seen[1] > 0  # and back again outside
+
+
+@needs_fp_modes
+def test_flush_denormals_can_be_turned_off(monkeypatch):
+    monkeypatch.setattr(backend, "_flush_enabled", True)
+    backend.set_flush_denormals(False)
+    with backend.flush_denormals():
+        assert half_of_tiny() > 0
+    backend.set_flush_denormals(True)
+    with backend.flush_denormals():
+        assert half_of_tiny() == 0
+
+
+@needs_fp_modes
+def test_a_net_pass_flushes_and_leaves_the_caller_as_it_was():
+    """A forward whose products are denormal gives zeros; the caller's mode is unchanged."""
+    param = text_format.Parse("""
+        layer { name: "data" type: "Input" top: "data"
+                input_param { shape { dim: 2 dim: 3 } } }
+        layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip"
+                inner_product_param { num_output: 2
+                  weight_filler { type: "constant" value: 0.5 } } }""", pb.NetParameter())
+    net = Net(param, phase=pb.TEST)
+    net.blobs["data"].data[...] = 1e-38
+    net.forward()
+    assert np.all(net.blobs["ip"].data == 0)  # 3 × 0.5e-38: each product flushed
+    assert half_of_tiny() > 0

@@ -8,7 +8,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ..backend import get_array_module, parallel, to_numpy
+from ..backend import flush_denormals, get_array_module, parallel, to_numpy
 from ..errors import SolverError
 from ..proto import caffelite_pb2 as pb
 from ..random import set_random_seed
@@ -314,9 +314,10 @@ class Solver:
         (Caffe's Net::Update); ++iter."""
         if rate is None:
             rate = self.get_learning_rate()
-        self.clip_gradients()
-        for param_id in range(len(self.learnable_params)):
-            self.update_param(param_id, rate)
+        with flush_denormals():  # as in the net's passes (backend.py)
+            self.clip_gradients()
+            for param_id in range(len(self.learnable_params)):
+                self.update_param(param_id, rate)
         self.iter += 1
 
     def update_param(self, param_id, rate):
