@@ -151,12 +151,25 @@ class flush_denormals:
             _fp_local.mode = None
 
 
-def _follow_flush(flush, state):
-    """In a pool thread: take the submitting thread's flush setting; state is the thread's
-    current one (a one-item list), so the mode is only written when it changes."""
-    if state[0] != flush:
+def _follow_flush(thread, flush):
+    """In a pool thread: take the submitting thread's flush setting (written on change)."""
+    if _fp_modes and thread.flushing_now != flush:
         _set_thread_flush(flush)
-        state[0] = flush
+        thread.flushing_now = flush
+
+
+def _wait_out(wait):
+    """wait() to its end even through a Ctrl-C, which is raised afterwards: a pool thread's
+    call must not outlive the pass that handed it over."""
+    interrupted = None
+    while True:
+        try:
+            wait()
+            break
+        except BaseException as exc:
+            interrupted = interrupted or exc
+    if interrupted is not None:
+        raise interrupted
 
 
 # -- the batch-splitting thread pool --------------------------------------------------------
@@ -200,15 +213,14 @@ class _Worker(threading.Thread):
         self._go.acquire()
         self._done.acquire()
         self._call, self._flush, self._error = None, False, None
+        self.flushing_now = False
         self.start()
 
     def run(self):
-        flushing_now = [False]
         while True:
             self._go.acquire()
             try:
-                if _fp_modes:
-                    _follow_flush(self._flush, flushing_now)
+                _follow_flush(self, self._flush)
                 self._call()
             except BaseException as exc:  # re-raised in the submitting thread
                 self._error = exc
@@ -219,15 +231,7 @@ class _Worker(threading.Thread):
         self._go.release()
 
     def join_call(self):
-        interrupted = None
-        while True:  # a Ctrl-C here must not leave the call running past the pool's lock
-            try:
-                self._done.acquire()
-                break
-            except BaseException as exc:
-                interrupted = interrupted or exc
-        if interrupted is not None:
-            raise interrupted
+        _wait_out(self._done.acquire)
         if self._error is not None:
             error, self._error = self._error, None
             raise error
@@ -384,18 +388,17 @@ class _Deferred(threading.Thread):
         self._tasks = []
         self._ready = threading.Condition()
         self._error = None
+        self.flushing_now = False
         self.start()
 
     def run(self):
-        flushing_now = [False]
         while True:
             with self._ready:
                 while not self._tasks:
                     self._ready.wait()
                 task, flush = self._tasks[0]
             try:
-                if _fp_modes:
-                    _follow_flush(flush, flushing_now)
+                _follow_flush(self, flush)
                 task()
             except BaseException as exc:  # re-raised by wait()
                 self._error = self._error or exc
@@ -412,15 +415,8 @@ class _Deferred(threading.Thread):
         return bool(self._tasks)
 
     def wait(self):
-        interrupted = None
         with self._ready:
-            while self._tasks:  # after a Ctrl-C too: no task may outlive its pass
-                try:
-                    self._ready.wait()
-                except BaseException as exc:
-                    interrupted = interrupted or exc
-        if interrupted is not None:
-            raise interrupted
+            _wait_out(lambda: self._ready.wait_for(lambda: not self._tasks))
         if self._error is not None:
             error, self._error = self._error, None
             raise error
