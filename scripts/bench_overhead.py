@@ -40,19 +40,21 @@ class BareLoop:
     def step(self):
         for blob, *_ in self.params:
             blob.diff[...] = 0
-        # the same threading as a net pass: OpenBLAS on one thread, weight gradients deferred
-        with backend.single_blas_thread():
-            for layer, bottom, top, _, _ in self.steps:
-                layer.forward(bottom, top)
-        with backend.single_blas_thread(), backend.deferring():
-            for layer, bottom, top, need, propagate in reversed(self.steps):
-                if need:
-                    layer.backward(top, propagate, bottom)
-        for blob, history, rate, decay in self.params:
-            blob.diff += decay * blob.data
-            history *= self.momentum
-            history += rate * blob.diff
-            blob.data -= history
+        # the same threading as a net pass: OpenBLAS on one thread, weight gradients deferred,
+        # denormals flushed
+        with backend.flush_denormals():
+            with backend.single_blas_thread():
+                for layer, bottom, top, _, _ in self.steps:
+                    layer.forward(bottom, top)
+            with backend.single_blas_thread(), backend.deferring():
+                for layer, bottom, top, need, propagate in reversed(self.steps):
+                    if need:
+                        layer.backward(top, propagate, bottom)
+            for blob, history, rate, decay in self.params:
+                blob.diff += decay * blob.data
+                history *= self.momentum
+                history += rate * blob.diff
+                blob.data -= history
 
 
 def main():
