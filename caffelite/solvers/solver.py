@@ -3,6 +3,7 @@ normalise, regularise, w -= ComputeUpdateValue(rate·lr_mult), ++iter, snapshot.
 import logging
 import math
 import os
+import threading
 import time
 from collections import OrderedDict
 
@@ -20,6 +21,7 @@ from .build import NetBuilder, load_param
 logger = logging.getLogger("caffelite")
 
 ACTIONS = ("none", "stop", "snapshot")
+_SCRATCH_LOCK = threading.Lock()
 # The update takes a param through all its steps (normalize, regularize, the update value,
 # data −= diff) this many values at a time, so a chunk's arrays stay in the core's cache from
 # one step to the next; smaller chunks cost more in calls than they save (LeNet's 431k
@@ -325,7 +327,6 @@ class Solver:
         Every step is elementwise, so neither changes a value."""
         blob = self.learnable_params[param_id]
         data, diff = blob.data.reshape(-1), blob.diff.reshape(-1)
-        self.scratch(param_id)  # made here, not by two threads at once
         chunk = UPDATE_CHUNK if self.xp is np else data.size
 
         def run(start, stop):
@@ -389,7 +390,10 @@ class Solver:
         data = self.learnable_params[param_id].data
         buf = buffers.get(param_id)
         if buf is None or buf.shape != data.shape or buf.dtype != data.dtype:
-            buf = buffers[param_id] = self.xp.empty_like(data)
+            with _SCRATCH_LOCK:  # the threads updating parts of one param share its buffer
+                buf = buffers.get(param_id)
+                if buf is None or buf.shape != data.shape or buf.dtype != data.dtype:
+                    buf = buffers[param_id] = self.xp.empty_like(data)
         return buf
 
     def compute_update_value(self, param_id, rate, part=slice(None)):
