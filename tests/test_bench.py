@@ -1,0 +1,66 @@
+"""scripts/bench.py: both sides train the same model, and the script runs end to end."""
+import json
+import sys
+
+import numpy as np
+import pytest
+from conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "scripts"))
+import bench  # noqa: E402
+
+torch = pytest.importorskip("torch", reason="PyTorch oracle not installed")
+
+
+def copy_weights(net, model):
+    """caffelite's params, in layer order, into the PyTorch model's (weight, bias) pairs."""
+    params = [blob.data for name in net.layer_names if name in net.params
+              for blob in net.params[name]]
+    targets = list(model.parameters())
+    assert [p.shape for p in params] == [tuple(t.shape) for t in targets]
+    with torch.no_grad():
+        for source, target in zip(params, targets):
+            target.copy_(torch.from_numpy(source))
+
+
+def torch_side(name, batch, channels_last):
+    bench.set_threads(1)
+    return bench.TorchSide(name, batch, np.random.default_rng(0), channels_last)
+
+
+@pytest.mark.parametrize("name", sorted(bench.NETS))
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_same_model_same_loss_and_gradients(name, channels_last):
+    """With caffelite's weights and batch, PyTorch's model gives the same loss and the same
+    parameter gradients: the benchmark times one computation twice."""
+    ours = bench.make_side("caffelite", name, 4)
+    theirs = torch_side(name, 4, channels_last)
+    copy_weights(ours.net, theirs.model)
+    x = torch.from_numpy(ours.net.blobs["data"].data.copy())
+    y = torch.from_numpy(ours.net.blobs["label"].data.astype(np.int64))
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+
+    loss = float(ours.net.forward_backward())
+    expected = theirs.loss(theirs.model(x), y)
+    expected.backward()
+
+    assert loss == pytest.approx(expected.item(), rel=1e-5)
+    grads = [blob.diff for layer in ours.net.layer_names if layer in ours.net.params
+             for blob in ours.net.params[layer]]
+    for ours_grad, param in zip(grads, theirs.model.parameters()):
+        np.testing.assert_allclose(ours_grad, param.grad.numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_script_prints_ratios_as_json(capsys, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["bench.py", "--nets", "lenet:4", "--iters", "2",
+                                      "--warmup", "1", "--threads", "1", "--no-memory",
+                                      "--json"])
+    bench.main()
+    report = json.loads(capsys.readouterr().out)
+    assert report["threads"] == 1
+    assert [row["mode"] for row in report["results"]] == ["train_step", "forward"]
+    for row in report["results"]:
+        assert set(row["ms"]) == {"caffelite", "torch", "torch_cl"}
+        for timing in row["ms"].values():
+            assert 0 < timing["min"] <= timing["median"] <= timing["max"]
