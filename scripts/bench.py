@@ -144,8 +144,24 @@ def time_alternately(sides, mode, iters, warmup):
             start = time.perf_counter()
             getattr(side, mode)()
             times[key].append((time.perf_counter() - start) * 1e3)
-    return {key: {"median": statistics.median(t), "min": min(t), "max": max(t)}
-            for key, t in times.items()}
+    return times
+
+
+def summary(times):
+    """median/min/max ms per side; and caffelite's ratio to each other side per iteration
+    (median and quartiles): the sides alternate, so each ratio compares neighbours in time
+    and a host whose load drifts moves both of its terms."""
+    ms = {key: {"median": statistics.median(t), "min": min(t), "max": max(t)}
+          for key, t in times.items()}
+    ratios = {}
+    for key, theirs in times.items():
+        if key != "caffelite":
+            paired = [ours / other for ours, other in zip(times["caffelite"], theirs)]
+            if len(paired) == 1:
+                paired *= 2  # quantiles() needs two values
+            q1, median, q3 = statistics.quantiles(paired, n=4, method="inclusive")
+            ratios[key] = {"median": median, "q1": q1, "q3": q3}
+    return ms, ratios
 
 
 THREADS = None
@@ -202,8 +218,8 @@ def main():
         batch = int(batch or 64)
         sides = {key: make_side(key, name, batch) for key in side_keys}
         for mode in ("train_step", "forward"):
-            row = {"net": name, "batch": batch, "mode": mode,
-                   "ms": time_alternately(sides, mode, args.iters, args.warmup)}
+            ms, ratios = summary(time_alternately(sides, mode, args.iters, args.warmup))
+            row = {"net": name, "batch": batch, "mode": mode, "ms": ms, "ratio": ratios}
             if mode == "train_step" and not args.no_memory:
                 row["peak_mb"] = {k: peak_memory_mb(k, name, batch, 5, args.threads)
                                   for k in side_keys}
@@ -211,19 +227,19 @@ def main():
     if args.json:
         print(json.dumps({"threads": args.threads, "results": results}, indent=1))
         return
-    print(f"threads={args.threads}; median (min-max) ms per iteration; ratio = caffelite / PyTorch")
+    print(f"threads={args.threads}; median (min-max) ms per iteration; ratio = caffelite / "
+          "PyTorch per iteration, median (quartiles)")
     header = f"{'net':<14}{'batch':>6} {'mode':<11}" + "".join(f"{k:>22}" for k in side_keys)
     if len(side_keys) == 3:
-        header += f"{'/NCHW':>8}{'/ch_last':>9}"
+        header += f"{'/NCHW':>19}{'/ch_last':>19}"
     print(header)
     for row in results:
         ms = row["ms"]
         line = f"{row['net']:<14}{row['batch']:>6} {row['mode']:<11}"
         line += "".join(f"{ms[k]['median']:>9.1f} ({ms[k]['min']:.1f}-{ms[k]['max']:.1f})"
                         .rjust(22) for k in side_keys)
-        if len(side_keys) == 3:
-            line += f"{ms['caffelite']['median'] / ms['torch']['median']:>8.2f}"
-            line += f"{ms['caffelite']['median'] / ms['torch_cl']['median']:>9.2f}"
+        line += "".join(f"{r['median']:.2f} ({r['q1']:.2f}-{r['q3']:.2f})".rjust(19)
+                        for r in row["ratio"].values())
         print(line)
         if "peak_mb" in row:
             print(" " * 21 + "peak RSS MB: " + ", ".join(f"{k} {v:.0f}"

@@ -64,3 +64,18 @@ def test_script_prints_ratios_as_json(capsys, monkeypatch):
         assert set(row["ms"]) == {"caffelite", "torch", "torch_cl"}
         for timing in row["ms"].values():
             assert 0 < timing["min"] <= timing["median"] <= timing["max"]
+        assert set(row["ratio"]) == {"torch", "torch_cl"}
+        for ratio in row["ratio"].values():
+            assert 0 < ratio["q1"] <= ratio["median"] <= ratio["q3"]
+
+
+def test_ratios_pair_neighbouring_iterations():
+    """The ratio is taken per iteration: a host that slows down for the second half moves
+    both sides, and the paired ratio stays where it was."""
+    ours = [10.0, 10.0, 20.0, 20.0]
+    theirs = [8.0, 8.0, 16.0, 16.0]
+    ms, ratios = bench.summary({"caffelite": ours, "torch_cl": theirs})
+    assert ms["caffelite"] == {"median": 15.0, "min": 10.0, "max": 20.0}
+    assert ratios["torch_cl"] == {"median": 1.25, "q1": 1.25, "q3": 1.25}
+    _, single = bench.summary({"caffelite": [3.0], "torch": [2.0]})
+    assert single["torch"] == {"median": 1.5, "q1": 1.5, "q3": 1.5}
