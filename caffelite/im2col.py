@@ -14,7 +14,7 @@ def _tuple(value, n, name="value"):
     """An n-tuple of ints from an int or a sequence of 1 or n ints."""
     if type(value) is tuple and len(value) == n and all(type(v) is int for v in value):
         return value  # the layers' own geometry, every call: np.ndim costs 3 µs
-    if np.ndim(value) == 0:
+    if _is_scalar(value):
         return (int(value),) * n
     value = tuple(int(v) for v in value)
     if len(value) == 1:
@@ -29,12 +29,20 @@ def _geometry(n, kernel, pad, stride, dilation):
             _tuple(dilation, n, "dilation"))
 
 
+def _is_scalar(value):
+    if isinstance(value, (int, np.integer)):
+        return True
+    return not isinstance(value, (tuple, list)) and np.ndim(value) == 0
+
+
 def _map(fn, size, *args):
-    """fn over scalars, or elementwise over sequences (then a tuple)."""
-    if np.ndim(size) == 0 and all(np.ndim(a) == 0 for a in args):
-        return fn(int(size), *(int(a) for a in args))
-    n = len(size) if np.ndim(size) else max(len(a) for a in args if np.ndim(a))
-    columns = [_tuple(v, n) for v in (size, *args)]
+    """fn over scalars, or elementwise over sequences (then a tuple). Layers call this at
+    every reshape, so plain ints and tuples are told apart without np.ndim (3 µs a call)."""
+    values = (size, *args)
+    if all(_is_scalar(v) for v in values):
+        return fn(*(int(v) for v in values))
+    n = max(len(v) for v in values if not _is_scalar(v))
+    columns = [_tuple(v, n) for v in values]
     return tuple(fn(*values) for values in zip(*columns))
 
 
