@@ -41,7 +41,7 @@ def _map(fn, size, *args):
     values = (size, *args)
     if all(_is_scalar(v) for v in values):
         return fn(*(int(v) for v in values))
-    n = max(len(v) for v in values if not _is_scalar(v))
+    n = len(size) if not _is_scalar(size) else max(len(a) for a in args if not _is_scalar(a))
     columns = [_tuple(v, n) for v in values]
     return tuple(fn(*values) for values in zip(*columns))
 
