@@ -102,6 +102,14 @@ def test_output_size_rules():
                     == pooled_size(size, k, p, s, ceil_mode=False))
 
 
+def test_output_sizes_take_numpy_values_and_check_axis_counts():
+    assert conv_out_size(np.int64(7), np.array(3), 0, 1, 1) == 5
+    assert conv_out_size(np.array([7, 8]), [3], 1, (1, 2), 1) == (7, 4)
+    assert pool_out_size(np.int32(6), 3, 0, 2) == 3
+    with pytest.raises(ValueError, match="2 values for 1 spatial axes"):
+        conv_out_size([8], (3, 3), 1, 1, 1)  # the size names the axes
+
+
 def test_window_view_pads_with_fill_and_reuses_buffers(rng):
     x = rng.normal(size=(1, 1, 3, 3))
     ws = Workspace()
