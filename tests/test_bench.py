@@ -26,9 +26,8 @@ def restore_threads():
 
 
 def copy_weights(net, model):
-    """caffelite's params, in layer order, into the PyTorch model's (weight, bias) pairs."""
-    params = [blob.data for name in net.layer_names if name in net.params
-              for blob in net.params[name]]
+    """caffelite's learnable params (layer order) into the PyTorch model's (weight, bias) pairs."""
+    params = [blob.data for blob in net.learnable_params]
     targets = list(model.parameters())
     assert [p.shape for p in params] == [tuple(t.shape) for t in targets]
     with torch.no_grad():
@@ -59,10 +58,8 @@ def test_same_model_same_loss_and_gradients(name, channels_last):
     expected.backward()
 
     assert loss == pytest.approx(expected.item(), rel=1e-5)
-    grads = [blob.diff for layer in ours.net.layer_names if layer in ours.net.params
-             for blob in ours.net.params[layer]]
-    for ours_grad, param in zip(grads, theirs.model.parameters()):
-        np.testing.assert_allclose(ours_grad, param.grad.numpy(), rtol=1e-4, atol=1e-6)
+    for blob, param in zip(ours.net.learnable_params, theirs.model.parameters()):
+        np.testing.assert_allclose(blob.diff, param.grad.numpy(), rtol=1e-4, atol=1e-6)
 
 
 def test_script_prints_ratios_as_json(capsys, monkeypatch):
