@@ -1,7 +1,13 @@
 """ReLU: y = max(x, 0) + negative_slope * min(x, 0)."""
+import numpy as np
+
 from ..backend import elementwise, get_array_module
 from ..layer import NeuronLayer
 from ..registry import register_layer
+
+# np.maximum runs its SIMD loop only on two array operands: against the scalar 0 it takes a
+# scalar loop 2-3x slower. The rectifier compares with a block of zeros this long instead.
+ZEROS_BLOCK = 1 << 16
 
 
 @register_layer("ReLU")
@@ -13,17 +19,30 @@ class ReLULayer(NeuronLayer):
 
     def layer_setup(self, bottom, top):
         self.negative_slope = float(self.layer_param.relu_param.negative_slope)
+        self.zeros = None
 
     def forward(self, bottom, top):
         x = bottom[0].data
         xp, slope = get_array_module(x), x.dtype.type(self.negative_slope)
+        zeros = self.zeros_block(x) if slope == 0 and xp is np else None
 
         def rectify(x, y):
-            if slope == 0:
+            if zeros is not None:
+                for start in range(0, x.size, zeros.size):
+                    part = slice(start, start + zeros.size)
+                    np.maximum(x[part], zeros[:y[part].size], out=y[part])
+            elif slope == 0:
                 xp.maximum(x, 0, out=y)
             else:
                 y[...] = xp.maximum(x, 0) + slope * xp.minimum(x, 0)
         elementwise(rectify, x, top[0].data)
+
+    def zeros_block(self, x):
+        """A kept block of zeros of x's dtype, up to ZEROS_BLOCK long."""
+        size = min(x.size, ZEROS_BLOCK)
+        if self.zeros is None or self.zeros.dtype != x.dtype or self.zeros.size < size:
+            self.zeros = np.zeros(size, x.dtype)
+        return self.zeros
 
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0]:

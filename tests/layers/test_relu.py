@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from caffelite import backend
+from caffelite.layers import relu
 from caffelite.blob import Blob
 from tests.gradient_check import blob_from, check_gradient, make_layer
 
@@ -97,3 +98,16 @@ def test_split_among_threads_gives_the_same_values(slope, rng, monkeypatch):
     np.testing.assert_array_equal(results[0][0], results[1][0])
     np.testing.assert_array_equal(results[0][1], results[1][1])
     np.testing.assert_array_equal(results[1][0], np.where(x > 0, x, np.float32(slope) * x))
+
+
+@pytest.mark.parametrize("in_place", [False, True])
+def test_rectifies_block_by_block(in_place, rng, monkeypatch):
+    """Against a block of zeros shorter than the blob: every block and the short last one."""
+    monkeypatch.setattr(relu, "ZEROS_BLOCK", 16)
+    x = rng.normal(size=(5, 7)).astype(np.float32)  # 35 values: blocks of 16, 16 and 3
+    x[0, :3] = [-0.0, np.inf, -np.inf]
+    x[4, 6] = np.nan
+    layer, _, top = run(x.copy(), in_place=in_place, dtype=np.float32)
+    assert layer.zeros.size == 16
+    np.testing.assert_array_equal(top.data, np.maximum(x, np.float32(0)))  # NaN stays NaN
+    assert not np.signbit(top.data[0, 0])  # max(−0, 0) is +0, as NumPy's scalar maximum
