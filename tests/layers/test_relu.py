@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from caffelite import backend
-from caffelite.layers import relu
 from caffelite.blob import Blob
+from caffelite.layers import relu
 from tests.gradient_check import blob_from, check_gradient, make_layer
 
 
