@@ -38,8 +38,9 @@ class ReLULayer(NeuronLayer):
         elementwise(rectify, x, top[0].data)
 
     def zeros_block(self, x):
-        """A kept block of zeros of x's dtype, up to ZEROS_BLOCK long."""
-        size = min(x.size, ZEROS_BLOCK)
+        """A kept block of zeros of x's dtype, 1 to ZEROS_BLOCK long (an empty x takes no
+        block, but the loop's step must not be 0)."""
+        size = max(1, min(x.size, ZEROS_BLOCK))
         if self.zeros is None or self.zeros.dtype != x.dtype or self.zeros.size < size:
             self.zeros = np.zeros(size, x.dtype)
         return self.zeros

@@ -111,3 +111,8 @@ def test_rectifies_block_by_block(in_place, rng, monkeypatch):
     assert layer.zeros.size == 16
     np.testing.assert_array_equal(top.data, np.maximum(x, np.float32(0)))  # NaN stays NaN
     assert not np.signbit(top.data[0, 0])  # max(−0, 0) is +0, as NumPy's scalar maximum
+
+
+def test_empty_blob():
+    _, _, top = run(np.zeros((0, 3)), dtype=np.float32)
+    assert top.shape == (0, 3)
