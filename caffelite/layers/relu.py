@@ -5,8 +5,9 @@ from ..backend import elementwise, get_array_module
 from ..layer import NeuronLayer
 from ..registry import register_layer
 
-# np.maximum runs its SIMD loop only on two array operands: against the scalar 0 it takes a
-# scalar loop 2-3x slower. The rectifier compares with a block of zeros this long instead.
+# np.maximum and np.minimum run their SIMD loops only on two array operands: against the
+# scalar 0 they take scalar loops 2-3x slower. The rectifier compares with a block of zeros
+# this long instead (which also keeps the leaky form's temporaries in the cache).
 ZEROS_BLOCK = 1 << 16
 
 
@@ -24,18 +25,21 @@ class ReLULayer(NeuronLayer):
     def forward(self, bottom, top):
         x = bottom[0].data
         xp, slope = get_array_module(x), x.dtype.type(self.negative_slope)
-        zeros = self.zeros_block(x) if slope == 0 and xp is np else None
+        zeros = self.zeros_block(x) if xp is np else None
 
-        def rectify(x, y):
-            if zeros is not None:
-                for start in range(0, x.size, zeros.size):
-                    part = slice(start, start + zeros.size)
-                    np.maximum(x[part], zeros[:y[part].size], out=y[part])
-            elif slope == 0:
-                xp.maximum(x, 0, out=y)
+        def rectify(x, y, zero):
+            if slope == 0:
+                xp.maximum(x, zero, out=y)
             else:
-                y[...] = xp.maximum(x, 0) + slope * xp.minimum(x, 0)
-        elementwise(rectify, x, top[0].data)
+                y[...] = xp.maximum(x, zero) + slope * xp.minimum(x, zero)
+
+        def by_blocks(x, y):
+            if zeros is None:
+                return rectify(x, y, 0)
+            for start in range(0, x.size, zeros.size):
+                part = slice(start, start + zeros.size)
+                rectify(x[part], y[part], zeros[:y[part].size])
+        elementwise(by_blocks, x, top[0].data)
 
     def zeros_block(self, x):
         """A kept block of zeros of x's dtype, 1 to ZEROS_BLOCK long (an empty x takes no

@@ -100,17 +100,21 @@ def test_split_among_threads_gives_the_same_values(slope, rng, monkeypatch):
     np.testing.assert_array_equal(results[1][0], np.where(x > 0, x, np.float32(slope) * x))
 
 
+@pytest.mark.parametrize("slope", [0.0, 0.25])
 @pytest.mark.parametrize("in_place", [False, True])
-def test_rectifies_block_by_block(in_place, rng, monkeypatch):
+def test_rectifies_block_by_block(in_place, slope, rng, monkeypatch):
     """Against a block of zeros shorter than the blob: every block and the short last one."""
     monkeypatch.setattr(relu, "ZEROS_BLOCK", 16)
     x = rng.normal(size=(5, 7)).astype(np.float32)  # 35 values: blocks of 16, 16 and 3
     x[0, :3] = [-0.0, np.inf, -np.inf]
     x[4, 6] = np.nan
-    layer, _, top = run(x.copy(), in_place=in_place, dtype=np.float32)
+    layer, _, top = run(x.copy(), slope, in_place=in_place, dtype=np.float32)
     assert layer.zeros.size == 16
-    np.testing.assert_array_equal(top.data, np.maximum(x, np.float32(0)))  # NaN stays NaN
-    assert not np.signbit(top.data[0, 0])  # max(−0, 0) is +0, as NumPy's scalar maximum
+    zero, s = np.float32(0), np.float32(slope)
+    expected = np.maximum(x, zero)  # NaN stays NaN
+    if slope:
+        expected += s * np.minimum(x, zero)
+    assert top.data.tobytes() == expected.tobytes()  # bit for bit: max(−0, 0) is +0
 
 
 def test_empty_blob():
