@@ -2,6 +2,7 @@
 import numpy as np
 
 from ..backend import elementwise, get_array_module
+from ..im2col import Workspace
 from ..layer import NeuronLayer
 from ..registry import register_layer
 
@@ -20,7 +21,7 @@ class ReLULayer(NeuronLayer):
 
     def layer_setup(self, bottom, top):
         self.negative_slope = float(self.layer_param.relu_param.negative_slope)
-        self.zeros = None
+        self.ws = Workspace()
 
     def forward(self, bottom, top):
         x = bottom[0].data
@@ -38,15 +39,13 @@ class ReLULayer(NeuronLayer):
                 return rectify(x, y, 0)
             for start in range(0, x.size, zeros.size):
                 part = slice(start, start + zeros.size)
-                rectify(x[part], y[part], zeros[:y[part].size])
+                rectify(x[part], y[part], zeros[:x[part].size])
         elementwise(by_blocks, x, top[0].data)
 
     def zeros_block(self, x):
-        """A kept block of zeros of x's dtype, 1 to ZEROS_BLOCK long (an empty x takes no
-        block, but the loop's step must not be 0)."""
-        size = max(1, min(x.size, ZEROS_BLOCK))
-        if self.zeros is None or self.zeros.dtype != x.dtype or self.zeros.size < size:
-            self.zeros = np.zeros(size, x.dtype)
+        """Kept zeros of x's dtype, 1 to ZEROS_BLOCK long (an empty x takes no block, but the
+        loop's step must not be 0)."""
+        self.zeros = self.ws.padded("zeros", (max(1, min(x.size, ZEROS_BLOCK)),), x.dtype, 0)
         return self.zeros
 
     def backward(self, top, propagate_down, bottom):
