@@ -1,11 +1,17 @@
 """InnerProduct: y = x · Wᵀ + b over the flattened axes from `axis` on (W is (N, K))."""
 from ..backend import defer, get_array_module, parallel
 from ..fillers import fill
+from ..im2col import Workspace
 from ..layer import Layer
 from ..registry import register_layer
 
 # GEMMs are split among threads when each part has at least this many multiply-adds.
 PARALLEL_MIN_WORK = 1 << 20
+# OpenBLAS runs x @ Wᵀ (W stored (N, K), its second operand transposed) at about half speed
+# when the batch M is small against num_output N; W @ xᵀ, transposed back, is then faster
+# (one thread, K = 800, N = 500: 0.81× the time at M = 64, 0.71× at 32, 0.51× at 8; N = 4096:
+# 0.80× at M = 64) and slower at N < 2M (1.09× at M = 256, 1.19× for M = 100, N = 64).
+TRANSPOSED_TOP_MIN_RATIO = 3
 
 
 @register_layer("InnerProduct")
@@ -30,6 +36,7 @@ class InnerProductLayer(Layer):
         self.transpose = param.transpose
         self.axis = self._axis(bottom[0], param.axis)
         self.K = bottom[0].count(self.axis)
+        self.ws = Workspace()
         if self.blobs:
             return  # already filled (shared or loaded)
         shape = (self.K, self.num_output) if self.transpose else (self.num_output, self.K)
@@ -89,8 +96,17 @@ class InnerProductLayer(Layer):
     def forward(self, bottom, top):
         x = bottom[0].data.reshape(self.M, self.K)  # (M, K)
         y = top[0].data.reshape(self.M, self.num_output)  # (M, N)
-        self.split_product(x, self._weight_nk().T, y,
-                           self.blobs[1].data if self.bias_term else None)
+        bias = self.blobs[1].data if self.bias_term else None
+        if self.transpose or self.num_output < TRANSPOSED_TOP_MIN_RATIO * self.M:
+            self.split_product(x, self._weight_nk().T, y, bias)
+            return
+        xp = get_array_module(x)
+        y_t = self.ws.scratch("top_t", (self.num_output, self.M), x.dtype, xp)
+        self.split_product(self.blobs[0].data, x.T, y_t)  # (N, M), by rows of W
+        if bias is None:
+            y[...] = y_t.T
+        else:
+            xp.add(y_t.T, bias, out=y)  # the transposing copy adds the bias
 
     def backward(self, top, propagate_down, bottom):
         dy = top[0].diff.reshape(self.M, self.num_output)  # (M, N)

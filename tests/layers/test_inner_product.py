@@ -30,11 +30,16 @@ def test_shapes_and_default_fillers(rng):
     assert top.shape == (2, 3, 10)
 
 
-def test_forward_formula(rng):
-    x = rng.normal(size=(4, 3, 2))
-    layer, _, top = ip(f"num_output: 5 {GAUSS}", x)
-    w, b = layer.blobs[0].data, layer.blobs[1].data
-    expected = np.einsum("mk,nk->mn", x.reshape(4, 6), w) + b
+# num_output >= 3 × batch goes through W·xᵀ and a transposing copy (TRANSPOSED_TOP_MIN_RATIO)
+@pytest.mark.parametrize("batch, num_output", [(4, 5), (2, 7), (1, 3)])
+@pytest.mark.parametrize("bias", [True, False])
+def test_forward_formula(batch, num_output, bias, rng):
+    x = rng.normal(size=(batch, 3, 2))
+    layer, _, top = ip(f"num_output: {num_output} bias_term: {str(bias).lower()} {GAUSS}", x)
+    w = layer.blobs[0].data
+    expected = np.einsum("mk,nk->mn", x.reshape(batch, 6), w)
+    if bias:
+        expected += layer.blobs[1].data
     np.testing.assert_allclose(top.data, expected, rtol=1e-12)
 
 
@@ -47,10 +52,12 @@ def test_transpose_and_axis_formula(rng):
 
 
 @pytest.mark.parametrize("bias", [True, False])
-def test_forward_matches_torch(bias, rng):
+@pytest.mark.parametrize("num_output", [7, 30])
+def test_forward_matches_torch(bias, num_output, rng):
     torch = pytest.importorskip("torch", reason="PyTorch oracle not installed")
     x = rng.normal(size=(8, 2, 3, 3)).astype(np.float32)
-    layer, _, top = ip(f"num_output: 7 bias_term: {str(bias).lower()} {GAUSS}", x, np.float32)
+    layer, _, top = ip(f"num_output: {num_output} bias_term: {str(bias).lower()} {GAUSS}", x,
+                       np.float32)
     w = torch.from_numpy(layer.blobs[0].data)
     b = torch.from_numpy(layer.blobs[1].data) if bias else None
     expected = torch.nn.functional.linear(torch.from_numpy(x).reshape(8, -1), w, b).numpy()
@@ -67,10 +74,11 @@ def test_xavier_weights_drawn_from_layer_rng():
     assert np.all(a.blobs[1].data == 0.5)
 
 
-@pytest.mark.parametrize("params", ["", "transpose: true", "bias_term: false", "axis: 2"])
+@pytest.mark.parametrize("params", ["num_output: 3", "num_output: 3 transpose: true",
+                                    "num_output: 3 bias_term: false", "num_output: 3 axis: 2",
+                                    "num_output: 7", "num_output: 7 bias_term: false"])
 def test_gradient(params, rng):
-    layer = make_layer(f"type: 'InnerProduct' inner_product_param {{ num_output: 3 {params} "
-                       f"{GAUSS} }}")
+    layer = make_layer(f"type: 'InnerProduct' inner_product_param {{ {params} {GAUSS} }}")
     check_gradient(layer, [blob_from(rng.normal(size=(2, 3, 2, 2)))], [Blob()])
 
 
