@@ -306,6 +306,12 @@ class ConvolutionLayer(Layer):
                 not np.array_equal(self.dft_weights, w)):
             self.dft_weights, self.dft_product_of = w.copy(), self.dft
             self.dft_product = self.dft.product(self.dft.weights(w, self.ws), self.ws)
+            self.dft_product_t = None  # made by the first backward that needs it
+
+    def refresh_dft_adjoint(self, propagate_down):
+        """The transposed weight transform for the input gradient, when one is needed."""
+        if self.dft is not None and any(propagate_down) and self.dft_product_t is None:
+            self.dft_product_t = self.dft.adjoint_product(self.dft_product, self.ws)
 
     def forward_range_dft(self, bottom, top, i, start, stop):
         """top = W ⋆ bottom + b for images [start, stop) through the DFT; the input spectrum
@@ -320,6 +326,7 @@ class ConvolutionLayer(Layer):
         need_w = self.param_propagate_down[0]
         need_b = self.bias_term and self.param_propagate_down[1]
         self.refresh_dft_product()
+        self.refresh_dft_adjoint(propagate_down)
         for i in range(len(top)):
             if not (need_w or need_b or propagate_down[i]):
                 continue
@@ -383,7 +390,7 @@ class ConvolutionLayer(Layer):
                     else self.dft.forward_input(bottom.data.reshape(shape)[start:stop], ws,
                                                 f"spec{i}"))
         dx = bottom.diff.reshape(shape)[start:stop] if propagate_down else None
-        da, db = self.dft.backward(dy, self.dft_product, spec, dx, ws)
+        da, db = self.dft.backward(dy, self.dft_product_t, spec, dx, ws)
         dw = None if da is None else self.dft.weight_grad(da)
         return dw, db if self.bias_term and self.param_propagate_down[1] else None
 

@@ -9,7 +9,7 @@ from caffelite.blob import Blob
 from caffelite.dft_conv import DftPlan, right_product
 from tests.gradient_check import blob_from, check_gradient, make_layer
 from tests.layers.test_convolution import conv_layer, run
-from tests.reference.conv_naive import conv_naive
+from tests.reference.conv_naive import conv_naive, deconv_naive
 
 F64 = np.float64
 
@@ -120,6 +120,21 @@ def test_backward_uses_weights_changed_after_forward(rng, dft_always):
     layer.forward(bottom, top)  # forward with the new weights: the same input gradient
     layer.backward(top, [True], bottom)
     np.testing.assert_allclose(dx, bottom[0].diff, rtol=1e-12, atol=1e-12)
+
+
+def test_input_gradient_follows_every_weight_update(rng, dft_always):
+    """The transposed weight transform of backward is made again after the weights change
+    (training changes them between a backward and the next forward)."""
+    layer = conv_layer(4, (3, 3), pad=(1, 1))
+    bottom, top = run(layer, rng.normal(size=(2, 3, 6, 6)))
+    for _ in range(3):
+        layer.blobs[0].data[...] = rng.normal(size=layer.blobs[0].shape)
+        layer.forward(bottom, top)
+        top[0].diff[...] = rng.normal(size=top[0].shape)
+        layer.backward(top, [True], bottom)
+        w = layer.blobs[0].data  # the input gradient is the transposed convolution of dy
+        ref = deconv_naive(top[0].diff, w, np.zeros(w.shape[1]), (1, 1), (1, 1), (1, 1))
+        np.testing.assert_allclose(bottom[0].diff, ref, rtol=1e-11, atol=1e-12)
 
 
 def test_a_new_input_size_gets_its_own_plan(rng, dft_always):
