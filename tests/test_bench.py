@@ -89,3 +89,20 @@ def test_ratios_pair_neighbouring_iterations():
     assert ratios["torch_cl"] == {"median": 1.25, "q1": 1.25, "q3": 1.25}
     _, single = bench.summary({"caffelite": [3.0], "torch": [2.0]})
     assert single["torch"] == {"median": 1.5, "q1": 1.5, "q3": 1.5}
+
+
+def test_sides_take_turns_in_blocks_each_after_an_untimed_run():
+    calls = []
+
+    class Side:
+        def __init__(self, name):
+            self.name = name
+
+        def train_step(self):
+            calls.append(self.name)
+
+    times = bench.time_alternately({"a": Side("a"), "b": Side("b")}, "train_step", iters=7,
+                                   warmup=1, block=3)
+    assert [len(t) for t in times.values()] == [7, 7]
+    # warm-up a b; then per block one untimed run and up to 3 timed ones, a's block first
+    assert "".join(calls) == "ab" + "aaaabbbb" * 2 + "aabb"
