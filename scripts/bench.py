@@ -145,14 +145,16 @@ def time_alternately(sides, mode, iters, warmup, block=5):
     for _ in range(warmup):
         for side in sides.values():
             getattr(side, mode)()
-    while len(next(iter(times.values()))) < iters:
-        count = min(block, iters - len(next(iter(times.values()))))
+    done = 0
+    while done < iters:
+        count = min(block, iters - done)
         for key, side in sides.items():
-            getattr(side, mode)()
+            getattr(side, mode)()  # untimed
             for _ in range(count):
                 start = time.perf_counter()
                 getattr(side, mode)()
                 times[key].append((time.perf_counter() - start) * 1e3)
+        done += count
     return times
 
 
