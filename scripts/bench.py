@@ -6,8 +6,8 @@
 
 For each net: the training step (forward, backward, SGD momentum update) and forward only,
 caffelite vs PyTorch NCHW and channels_last, float32, the same thread count, the sides taking
-turns in short blocks (time_alternately). Peak memory of
-each side is measured in a child process of its own (VmHWM). PyTorch: pip install torch==2.13.0.
+turns in short blocks (time_alternately). Peak memory of each side is measured in a child
+process of its own (VmHWM). PyTorch: pip install torch==2.13.0.
 """
 import argparse
 import json
