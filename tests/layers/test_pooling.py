@@ -6,6 +6,7 @@ from caffelite import pool_phases
 from caffelite.blob import Blob
 from caffelite.errors import NetError
 from caffelite.layer import TEST, TRAIN
+from caffelite.layers import pooling
 from caffelite.layers.pooling import phased
 from tests.gradient_check import blob_from, check_gradient, make_layer
 from tests.reference.pool_naive import (
@@ -63,13 +64,40 @@ def test_max_matches_caffe_loop(case, rng):
     np.testing.assert_array_equal(top[1].data, mask)
 
 
+@pytest.fixture(params=["dense", "planes"])
+def ave_route(request, monkeypatch):
+    """AVE pooling's two ways to sum windows: one GEMM with the window matrix (few outputs
+    per image), or the phase planes (pool_phases.py; global pooling reduces whole windows)."""
+    monkeypatch.setattr(pooling, "DENSE_MAX_OUTPUTS", 10**9 if request.param == "dense" else 0)
+    return request.param
+
+
 @pytest.mark.parametrize("case", SWEEP)
-def test_ave_matches_caffe_loop(case, rng):
+def test_ave_matches_caffe_loop(case, ave_route, rng):
     n, c, h, w, kernel, stride, pad, floor = case
     x = rng.normal(size=(n, c, h, w))
     _, top = run(pool_layer("AVE", kernel, stride, pad, floor), x)
+    assert pooling.dense(top[0].shape[2:]) == (ave_route == "dense")
     np.testing.assert_allclose(top[0].data, ave_pool_naive(x, kernel, pad, stride, not floor),
                                rtol=1e-13, atol=1e-14)
+
+
+def test_ave_keeps_inf_and_nan_inside_their_windows(ave_route, rng):
+    """A GEMM spreads inf·0 = NaN over the whole image; Caffe's window sums do not."""
+    x = rng.normal(size=(2, 3, 9, 9))
+    x[0, 0, 1, 1] = np.inf
+    x[1, 2, 7, 8] = np.nan
+    layer = pool_layer("AVE", (3, 3), (2, 2), (1, 1))
+    bottom, top = run(layer, x)
+    want = ave_pool_naive(x, (3, 3), (1, 1), (2, 2))
+    assert np.isinf(want[0, 0]).any() and np.isfinite(want[0, 0]).any()
+    np.testing.assert_allclose(top[0].data, want, rtol=1e-13, atol=1e-14)
+    top[0].diff[...] = rng.normal(size=top[0].shape)
+    top[0].diff[1, 0, 2, 2] = np.nan
+    layer.backward(top, [True], bottom)
+    want = ave_backward_naive(top[0].diff, x.shape, (3, 3), (1, 1), (2, 2))
+    assert np.isnan(want[1, 0]).any() and np.isfinite(want[1, 0]).any()
+    np.testing.assert_allclose(bottom[0].diff, want, rtol=1e-13, atol=1e-14)
 
 
 TORCH_SWEEP = [case for case in SWEEP if max(np.array(case[6]) * 2 - case[4]) <= 0]
@@ -242,7 +270,7 @@ def test_max_planes_match_caffe_loop(case, tops, small_chunks, rng):
 
 
 @pytest.mark.parametrize("method", ["MAX", "AVE"])
-def test_one_layer_through_changing_shapes(method, small_chunks, rng):
+def test_one_layer_through_changing_shapes(method, small_chunks, ave_route, rng):
     """A layer keeps its planes' views between calls; when a reshape grows or shrinks its
     buffers, the views must follow (checked against Caffe's loops at every shape)."""
     layer = pool_layer(method, (3, 3), (2, 2), (1, 1))
@@ -272,9 +300,10 @@ def test_one_layer_through_changing_shapes(method, small_chunks, rng):
 
 
 @pytest.mark.parametrize("case", PLANE_CASES)
-def test_ave_planes_match_caffe_loop(case, small_chunks, rng):
+def test_ave_planes_match_caffe_loop(case, small_chunks, monkeypatch, rng):
     h, w, kernel, stride, pad = case
     small_chunks(h, w)
+    monkeypatch.setattr(pooling, "DENSE_MAX_OUTPUTS", 0)
     x = rng.normal(size=(2, 5, h, w))
     layer = pool_layer("AVE", kernel, stride, pad)
     bottom, top = run(layer, x)
@@ -334,7 +363,7 @@ def test_gradient_max_with_top_mask(rng):
                                                  ((2, 3), (1, 2), (0, 1)),
                                                  ((3, 2), (2, 1), (2, 0)),
                                                  ((4, 4), (1, 1), (0, 0))])
-def test_gradient_ave(kernel, stride, pad, rng):
+def test_gradient_ave(kernel, stride, pad, ave_route, rng):
     layer = pool_layer("AVE", kernel, stride, pad)
     check_gradient(layer, [blob_from(rng.normal(size=(2, 2, 5, 4)))], [Blob(dtype=F64)])
 
