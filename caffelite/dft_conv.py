@@ -77,14 +77,20 @@ class DftPlan:
                 + 4 * self.bins * c * m + 4 * p * lh * f * m + m * p * 2 * f * q)
 
     def weights(self, w, ws):
-        """A (bins, C, M) complex from the weights (M, C, kh, kw), in ws["dft_a"]."""
+        """A (bins, C, M) complex from the weights (M, C, kh, kw), in ws["dft_a"]; each step
+        split among the threads (its GEMMs have K = kh or kw, which BLAS runs slowly)."""
         m, c, kh, kw = w.shape
-        along_w = ws.scratch("dft_a_rows", (m * c * kh, 2 * self.freq), self.real)
-        np.matmul(w.reshape(-1, kw).astype(self.real, copy=False), self.kw, out=along_w)
+        along_w = ws.scratch("dft_a_rows", (m, c * kh, 2 * self.freq), self.real)
         turned = ws.scratch("dft_a_turned", (kh, self.freq, c, m), self.complex)
-        turned[...] = along_w.view(self.complex).reshape(m, c, kh, self.freq).transpose(2, 3, 1, 0)
+
+        def along_w_part(start, stop):  # output channels [start, stop)
+            np.matmul(w[start:stop].reshape(-1, kw).astype(self.real, copy=False), self.kw,
+                      out=along_w[start:stop].reshape(-1, 2 * self.freq))
+            turned[..., start:stop] = along_w[start:stop].view(self.complex).reshape(
+                stop - start, c, kh, self.freq).transpose(2, 3, 1, 0)
+        parallel(along_w_part, m, min_items=8)
         a = ws.scratch("dft_a", (self.bins, c, m), self.complex)
-        np.matmul(self.kh, turned.reshape(kh, -1), out=a.reshape(self.lh, -1))
+        _split_columns(self.kh, turned.reshape(kh, -1), a.reshape(self.lh, -1))
         return a
 
     def product(self, a, ws):
@@ -111,14 +117,21 @@ class DftPlan:
         parallel(part, self.bins, min_items=16)
         return out
 
-    def weight_grad(self, da):
-        """∂w (M, C, kh, kw) from ∂A (bins, C, M): the adjoint of weights()."""
+    def weight_grad(self, da, ws):
+        """∂w (M, C, kh, kw) from ∂A (bins, C, M): the adjoint of weights(), split likewise."""
         kh, kw = self.kh.shape[1], self.kw.shape[0]
         c, m = self.channels, self.num_output
-        along_h = self.kh_adjoint @ da.reshape(self.lh, -1)  # (kh, F·C·M)
-        turned = np.ascontiguousarray(along_h.reshape(kh, self.freq, c, m).transpose(3, 2, 0, 1))
-        return (turned.view(self.real).reshape(-1, 2 * self.freq) @ self.kw_adjoint).reshape(
-            m, c, kh, kw)
+        along_h = ws.scratch("dft_dw_rows", (kh, self.freq, c, m), self.complex)
+        _split_columns(self.kh_adjoint, da.reshape(self.lh, -1), along_h.reshape(kh, -1))
+        turned = ws.scratch("dft_dw_turned", (m, c, kh, self.freq), self.complex)
+        dw = np.empty((m, c, kh, kw), self.real)
+
+        def part(start, stop):  # output channels [start, stop)
+            turned[start:stop] = along_h[..., start:stop].transpose(3, 2, 0, 1)
+            np.matmul(turned[start:stop].view(self.real).reshape(-1, 2 * self.freq),
+                      self.kw_adjoint, out=dw[start:stop].reshape(-1, kw))
+        parallel(part, m, min_items=8)
+        return dw
 
     # -- the transforms, each with its adjoint ---------------------------------------------
     def forward_input(self, x, ws, name):
@@ -201,6 +214,13 @@ class DftPlan:
             stacked_matmul(_real(dspec), product_t, _real(dxs))
             self.input_grad(dxs, dx, ws)
         return da, dbias
+
+
+def _split_columns(a, b, out):
+    """out = a @ b with b's columns split among the threads: a is a small transform (K of
+    a few to tens), so each part is one BLAS call on a long, thin slice."""
+    parallel(lambda start, stop: np.matmul(a, b[:, start:stop], out=out[:, start:stop]),
+             b.shape[1], min_items=1024)
 
 
 def right_product(a, out=None):

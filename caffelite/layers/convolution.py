@@ -334,10 +334,15 @@ class ConvolutionLayer(Layer):
             self.split(lambda start, stop, i=i, parts=parts: parts.update({
                 start: self.backward_range(top[i], propagate_down[i], bottom[i], i, start,
                                            stop)}))
-            for start in sorted(parts):  # in batch order: a run repeats bit for bit
-                dw, db = parts[start]  # None where the range accumulated into the blobs
-                if dw is not None:
-                    self.blobs[0].diff += dw.reshape(self.blobs[0].shape)
+            ordered = [parts[start] for start in sorted(parts)]  # batch order: bit for bit
+            dws = [dw for dw, _ in ordered if dw is not None]  # None: added to the blob
+            if dws and self.dft is not None:  # the ranges' ∂A, summed and transformed once
+                for da in dws[1:]:
+                    dws[0] += da
+                dws = [self.dft.weight_grad(dws[0], self.ws)]
+            for dw in dws:
+                self.blobs[0].diff += dw.reshape(self.blobs[0].shape)
+            for _, db in ordered:
                 if db is not None:
                     self.blobs[1].diff += db
 
@@ -378,8 +383,10 @@ class ConvolutionLayer(Layer):
         return (None if start == 0 else dw), (None if start == 0 else db)
 
     def backward_range_dft(self, top, propagate_down, bottom, i, start, stop):
-        """backward_range through the DFT: ∂x by the adjoint transforms, and (∂W, ∂b) of the
-        range from the spectra, returned for backward() to add in batch order."""
+        """backward_range through the DFT: ∂x by the adjoint transforms, and (∂A, ∂b) of the
+        range from the spectra, returned for backward() to add in batch order (∂A, the
+        gradient of the weights' transform, is summed over the ranges and then transformed
+        back to ∂W once)."""
         shape = (self.num, self.channels) + self.in_spatial
         dy = top.diff.reshape((self.num, self.num_output) + self.out_spatial)[start:stop]
         ws = self.workspace(start)
@@ -391,8 +398,7 @@ class ConvolutionLayer(Layer):
                                                 f"spec{i}"))
         dx = bottom.diff.reshape(shape)[start:stop] if propagate_down else None
         da, db = self.dft.backward(dy, self.dft_product_t, spec, dx, ws)
-        dw = None if da is None else self.dft.weight_grad(da)
-        return dw, db if self.bias_term and self.param_propagate_down[1] else None
+        return da, db if self.bias_term and self.param_propagate_down[1] else None
 
     def weight_grad(self, task, may_defer):
         """Run the weight-gradient GEMM now, or (whole batch, columns kept from forward, inside

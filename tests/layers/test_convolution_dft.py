@@ -169,19 +169,23 @@ def test_float32_cifar_layer_matches_im2col_within_rounding(rng, monkeypatch):
         np.testing.assert_allclose(dft, direct, rtol=0, atol=2e-6 * scale)
 
 
-def test_batch_split_among_threads_gives_the_same_results(rng, dft_always, monkeypatch):
+# With 16 -> 32 channels the weight transforms and their adjoint are split among the threads too.
+@pytest.mark.parametrize("channels, num_output", [(3, 4), (16, 32)])
+def test_batch_split_among_threads_gives_the_same_results(channels, num_output, rng, dft_always,
+                                                          monkeypatch):
     monkeypatch.setattr(convolution, "PARALLEL_MIN_WORK", 1)  # split even this small batch
-    x = rng.normal(size=(8, 3, 6, 6))
+    x = rng.normal(size=(8, channels, 6, 6))
+    dy = rng.normal(size=(8, num_output, 6, 6))  # each output channel its own weight gradient
     results, saved = [], backend.num_threads()
     for threads in (1, 2):
         backend.set_num_threads(threads)
         try:
-            layer = conv_layer(4, (3, 3), pad=(1, 1))
+            layer = conv_layer(num_output, (3, 3), pad=(1, 1))
             layer.rng = np.random.default_rng(3)
             bottom, top = [blob_from(x)], [Blob(dtype=F64)]
             layer.setup(bottom, top)
             layer.forward(bottom, top)
-            top[0].diff[...] = 1.0
+            top[0].diff[...] = dy
             layer.backward(top, [True], bottom)
             results.append([top[0].data.copy(), bottom[0].diff.copy(),
                             layer.blobs[0].diff.copy(), layer.blobs[1].diff.copy()])
