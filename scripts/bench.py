@@ -21,7 +21,7 @@ import numpy as np
 
 import caffelite
 import caffelite.layers as L
-from caffelite import NetSpec
+from caffelite import NetSpec, backend
 from caffelite import params as P
 from caffelite.proto import caffelite_pb2 as pb
 
@@ -183,8 +183,6 @@ def set_threads(count):
     is built, so a caffelite-only process never loads torch); caffelite's layer threads and
     NumPy's OpenBLAS (which caffelite holds at one thread inside its own threads)."""
     global THREADS
-    from caffelite import backend
-
     THREADS = count
     backend.set_num_threads(count)
     backend.set_blas_threads(count)
@@ -238,11 +236,14 @@ def main():
                 row["peak_mb"] = {k: peak_memory_mb(k, name, batch, 5, args.threads)
                                   for k in side_keys}
             results.append(row)
+    kernels = backend.compiled_kernels()  # MAX pooling compiled with Numba, or NumPy only
     if args.json:
-        print(json.dumps({"threads": args.threads, "results": results}, indent=1))
+        print(json.dumps({"threads": args.threads, "compiled_kernels": kernels,
+                          "results": results}, indent=1))
         return
-    print(f"threads={args.threads}; median (min-max) ms per iteration; ratio = caffelite / "
-          "PyTorch per iteration, median (quartiles)")
+    print(f"threads={args.threads}; compiled kernels {'on' if kernels else 'off'}; median "
+          "(min-max) ms per iteration; ratio = caffelite / PyTorch per iteration, median "
+          "(quartiles)")
     header = f"{'net':<14}{'batch':>6} {'mode':<11}" + "".join(f"{k:>22}" for k in side_keys)
     if len(side_keys) == 3:
         header += f"{'/NCHW':>19}{'/ch_last':>19}"

@@ -3,9 +3,11 @@ import itertools
 
 import numpy as np
 
-from ..backend import get_array_module, parallel
+from ..backend import compiled_kernels, get_array_module, parallel
 from ..im2col import FLT_MAX, Workspace, col2im_windows, pool_out_size, window_view
 from ..layer import Layer
+from ..pool_kernels import max_pool_backward as max_pool_backward_kernel
+from ..pool_kernels import max_pool_forward as max_pool_forward_kernel
 from ..pool_phases import (
     PhaseGeometry,
     phase_mask,
@@ -38,6 +40,16 @@ def _window_sum(view):
         if i or j:
             total += view[..., i, j]
     return total
+
+
+def _compiled(array):
+    """Whether MAX pooling runs its compiled kernels (pool_kernels.py) on this array."""
+    return compiled_kernels() and isinstance(array, np.ndarray)
+
+
+def _planes(array):
+    """(N, C, H, W) as (N·C, H, W), the kernels' layout (a view of a contiguous blob)."""
+    return array.reshape((-1,) + array.shape[2:])
 
 
 def _image_index(offset, x_shape, kernel, pad, stride):
@@ -335,7 +347,14 @@ class PoolingLayer(Layer):
     def forward(self, bottom, top):
         x, geometry = bottom[0].data, (self.kernel, self.pad, self.stride, self.out_size)
         self.mask, self.tracks = None, {}
-        if self.method == P.MAX and phased(self.kernel, self.out_size) and len(top) == 1:
+        if self.method == P.MAX and _compiled(x):
+            self.mask = self.ws.scratch("mask", top[0].shape, np.int32)
+            self.split(lambda start, stop: max_pool_forward_kernel(
+                _planes(x[start:stop]), *self.kernel, *self.pad, *self.stride,
+                _planes(top[0].data[start:stop]), _planes(self.mask[start:stop])), x.size)
+            if len(top) > 1:
+                top[1].data[...] = self.mask
+        elif self.method == P.MAX and phased(self.kernel, self.out_size) and len(top) == 1:
             # A TEST net seldom runs backward; if it does, backward finds the maxima again.
             track = self.phase == pb.TRAIN
 
@@ -378,6 +397,10 @@ class PoolingLayer(Layer):
                 max_pool_backward(dtop[start:stop], track, (stop - start,) + shape[1:],
                                   *geometry, ws, out=dx[start:stop])
             self.split(route, dx.size)
+        elif self.mask is not None and _compiled(dx):  # MAX, STOCHASTIC in TRAIN
+            self.split(lambda start, stop: max_pool_backward_kernel(
+                _planes(dtop[start:stop]), _planes(self.mask[start:stop]),
+                _planes(dx[start:stop])), dx.size)
         elif self.method == P.AVE:
             self.split(lambda start, stop: ave_pool_backward(
                 dtop[start:stop], (stop - start,) + shape[1:], *geometry,
