@@ -155,3 +155,32 @@ def test_a_net_pass_flushes_and_leaves_the_caller_as_it_was():
     net.forward()
     assert np.all(net.blobs["ip"].data == 0)  # 3 × 0.5e-38: each product flushed
     assert half_of_tiny() > 0
+
+
+def test_compiled_kernels_follow_the_setting_and_the_environment():
+    import subprocess
+    import sys
+    previous = backend.set_compiled_kernels(False)
+    try:
+        assert not backend.compiled_kernels()
+        backend.set_compiled_kernels(True)
+        assert backend.compiled_kernels() == bool(backend._numba_module())
+    finally:
+        backend.set_compiled_kernels(previous)
+    code = "from caffelite import backend; print(backend.compiled_kernels())"
+    off = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "CAFFELITE_NUMBA": "0"}, check=True)
+    assert off.stdout.strip() == "False"
+
+
+def test_a_kernel_runs_its_function_compiled_and_on_two_threads(two_threads):
+    pytest.importorskip("numba", reason="Numba not installed: no compiled kernels")
+
+    def fill(out, value):
+        for i in range(out.size):
+            out[i] = value + i
+    kernel = backend.Kernel(fill)
+    out = np.zeros(10)
+    backend.parallel(lambda start, stop: kernel(out[start:stop], float(start)), 10)
+    np.testing.assert_array_equal(out, np.arange(10.0))
+    assert kernel.compiled is not None and kernel.__name__ == "fill"
