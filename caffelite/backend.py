@@ -28,7 +28,6 @@ def to_numpy(array):
     return np.asarray(array)
 
 
-
 # -- compiled kernels -----------------------------------------------------------------------
 # Loops NumPy can only run as many passes over memory (MAX pooling: about twenty) run as one
 # pass when Numba is installed (the `fast` extra): a Kernel compiles a plain Python function on
@@ -80,6 +79,7 @@ class Kernel:
                     self.compiled = _numba_module().njit(
                         nogil=True, cache=True, boundscheck=False)(self.function)
         return self.compiled(*args)
+
 
 # -- BLAS threads ---------------------------------------------------------------------------
 # NumPy's OpenBLAS has no Python API for its thread count; its C entry points are called

@@ -281,7 +281,8 @@ class PoolingLayer(Layer):
     argmax mask h·W + w as float. AVE divides by the window clipped to H + pad (padding counts,
     the ceil overhang does not). STOCHASTIC (GPU-only in Caffe; no padding) samples in TRAIN
     and takes Σa²/Σa in TEST, whose exact gradient backward gives. global_pooling sets the
-    kernel to H×W at every reshape.
+    kernel to H×W at every reshape. With Numba installed, MAX pooling runs compiled loops
+    (pool_kernels.py) instead of NumPy passes, with the same results.
     """
 
     exact_num_bottom_blobs = 1
