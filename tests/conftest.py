@@ -5,6 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from caffelite import backend
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("CAFFELITE_SHARED", ROOT.parent / "shared"))
 CAFFE = SHARED / "caffe"
@@ -23,6 +25,36 @@ def need_shared(path):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1701)
+
+
+def use_compiled_kernels(enabled):
+    """Turn the compiled kernels (backend.Kernel) on or off; skips when they cannot be on.
+    Returns the previous setting, for restore_compiled_kernels."""
+    previous = backend.set_compiled_kernels(enabled)
+    if enabled and not backend.compiled_kernels():
+        backend.set_compiled_kernels(previous)
+        pytest.skip("Numba is not installed (or CAFFELITE_NUMBA=0): no compiled kernels")
+    return previous
+
+
+@pytest.fixture(params=["numpy", "compiled"])
+def kernel_route(request):
+    """A layer with compiled kernels tested both ways: its NumPy code, and its kernels."""
+    previous = use_compiled_kernels(request.param == "compiled")
+    yield request.param
+    backend.set_compiled_kernels(previous)
+
+
+@pytest.fixture(params=["batch_last", "per_image", "per_image_compiled"])
+def conv_route(request, monkeypatch):
+    """Convolution's three im2col routes: batch-last columns (narrow outputs, groups), one
+    GEMM per image on NumPy's window copy, and per image on the compiled im2col."""
+    from caffelite.layers import convolution
+    wide = 0 if request.param.startswith("per_image") else 1 << 30
+    monkeypatch.setattr(convolution, "BATCH_LAST_BELOW_WIDTH", wide)
+    previous = use_compiled_kernels(request.param == "per_image_compiled")
+    yield request.param
+    backend.set_compiled_kernels(previous)
 
 
 def pytest_configure(config):

@@ -37,6 +37,25 @@ def test_im2col_matches_caffe_loop(case, rng):
     np.testing.assert_array_equal(batch_last, cols.transpose(1, 0, 2, 3))
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("case", CASES + [(3, 8, 8, (5, 5), (4, 4), (1, 1), (1, 1))])
+def test_compiled_im2col_matches_caffe_loop(case, dtype, rng):
+    """conv_kernels.im2col_images (with Numba): Caffe's columns per image, then a row of ones;
+    the last case pads by kernel − 1, so whole output rows and columns are padding."""
+    pytest.importorskip("numba", reason="Numba (the fast extra) is not installed")
+    from caffelite.conv_kernels import im2col_images
+    channels, height, width, kernel, pad, stride, dilation = case
+    x = rng.normal(size=(3, channels, height, width)).astype(dtype)
+    out = conv_out_size((height, width), kernel, pad, stride, dilation)
+    k = channels * kernel[0] * kernel[1]
+    cols = np.full((3, k + 1, out[0] * out[1]), np.nan, dtype)
+    im2col_images(x, *kernel, *pad, *stride, *dilation, *out, cols)
+    for n in range(3):
+        ref = im2col_naive(x[n], kernel, pad, stride, dilation).reshape(k, -1)
+        np.testing.assert_array_equal(cols[n, :k], ref)
+    np.testing.assert_array_equal(cols[:, k], 1)
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_col2im_is_the_adjoint(case, rng):
     """<im2col(x), c> == <x, col2im(c)> for every x, c: col2im sums each entry into its cell."""

@@ -4,11 +4,13 @@ import pytest
 
 import caffelite.layers.convolution as convolution
 from caffelite.blob import Blob
+from caffelite.conv_kernels import im2col_images
 from caffelite.errors import NetError
 from tests.gradient_check import blob_from, check_gradient, make_layer
 from tests.reference.conv_naive import conv_naive
 
 F64 = np.float64
+pytestmark = pytest.mark.usefixtures("conv_route")  # every test on each im2col route
 
 
 def conv_layer(num_output, kernel, stride=None, pad=None, dilation=None, group=1, bias=True,
@@ -40,6 +42,21 @@ SWEEP = [  # N, C, H, W, M, kernel, stride, pad, dilation, group
     (1, 4, 9, 7, 8, (3, 3), (3, 3), (1, 1), (2, 2), 4),
     (2, 1, 4, 4, 2, (4, 4), (1, 1), (0, 0), (1, 1), 1),  # kernel = input: 1x1 output
 ]
+
+
+def test_route_runs_the_compiled_kernel(conv_route, monkeypatch, rng):
+    """Each route's tests run the code they name: the compiled im2col runs exactly on its route
+    (forward and, with the columns not kept, backward)."""
+    calls = []
+    monkeypatch.setattr(convolution, "im2col_images", lambda *args: (
+        calls.append(args[-1].shape), im2col_images(*args))[1])
+    monkeypatch.setattr(convolution, "COL_BUFFER_ELEMENTS", 2 * 28 * 25)  # 2 images a chunk
+    layer = conv_layer(4, (3, 3), pad=(1, 1))
+    bottom, top = run(layer, rng.normal(size=(5, 3, 5, 5)))
+    top[0].diff[...] = 1
+    layer.backward(top, [True], bottom)
+    expected = {"batch_last": 0, "per_image": 0, "per_image_compiled": 3 + 3}[conv_route]
+    assert len(calls) == expected and all(s[1:] == (28, 25) for s in calls)
 
 
 @pytest.mark.parametrize("case", SWEEP)

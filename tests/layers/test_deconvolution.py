@@ -9,6 +9,7 @@ from tests.gradient_check import blob_from, check_gradient, make_layer
 from tests.reference.conv_naive import conv_naive, deconv_naive
 
 F64 = np.float64
+pytestmark = pytest.mark.usefixtures("conv_route")  # every test on each im2col route
 
 
 def deconv_layer(num_output, kernel, stride=(1, 1), pad=(0, 0), dilation=(1, 1), group=1,

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from caffelite import backend, pool_phases
+from caffelite import pool_phases
 from caffelite.blob import Blob
 from caffelite.errors import NetError
 from caffelite.layer import TEST, TRAIN
@@ -54,19 +54,7 @@ SWEEP = [  # N, C, H, W, kernel, stride, pad, floor
 ]
 
 
-@pytest.fixture(params=["numpy", "compiled"])
-def max_route(request):
-    """MAX pooling's two implementations: NumPy passes over phase planes (whole windows for
-    global pooling), and one compiled loop nest per image (pool_kernels.py, with Numba)."""
-    previous = backend.set_compiled_kernels(request.param == "compiled")
-    if request.param == "compiled" and not backend.compiled_kernels():
-        backend.set_compiled_kernels(previous)
-        pytest.skip("Numba is not installed (or CAFFELITE_NUMBA=0): no compiled kernels")
-    yield request.param
-    backend.set_compiled_kernels(previous)
-
-
-def test_compiled_route_runs_the_kernels(max_route, monkeypatch, rng):
+def test_compiled_route_runs_the_kernels(kernel_route, monkeypatch, rng):
     """Each route's tests run the code they name: the kernels run exactly when they are on."""
     calls = []
     for name in ("max_pool_forward_kernel", "max_pool_backward_kernel"):
@@ -76,12 +64,12 @@ def test_compiled_route_runs_the_kernels(max_route, monkeypatch, rng):
     layer = pool_layer("MAX", (3, 3), (2, 2))
     bottom, top = run(layer, rng.normal(size=(2, 3, 9, 9)))
     layer.backward(top, [True], bottom)
-    assert bool(calls) == (max_route == "compiled")
+    assert bool(calls) == (kernel_route == "compiled")
     assert set(calls) <= {"max_pool_forward_kernel", "max_pool_backward_kernel"}
 
 
 @pytest.mark.parametrize("case", SWEEP)
-def test_max_matches_caffe_loop(case, max_route, rng):
+def test_max_matches_caffe_loop(case, kernel_route, rng):
     n, c, h, w, kernel, stride, pad, floor = case
     x = rng.normal(size=(n, c, h, w))
     _, top = run(pool_layer("MAX", kernel, stride, pad, floor), x, tops=2)
@@ -131,7 +119,7 @@ TORCH_SWEEP = [case for case in SWEEP if max(np.array(case[6]) * 2 - case[4]) <=
 
 @pytest.mark.parametrize("method", ["MAX", "AVE"])
 @pytest.mark.parametrize("case", TORCH_SWEEP)
-def test_forward_and_backward_match_pytorch(case, method, max_route, rng):
+def test_forward_and_backward_match_pytorch(case, method, kernel_route, rng):
     """PyTorch's ceil_mode and count_include_pad follow Caffe where pad <= kernel/2."""
     torch = pytest.importorskip("torch", reason="PyTorch oracle not installed")
     F = torch.nn.functional
@@ -156,7 +144,7 @@ def test_forward_and_backward_match_pytorch(case, method, max_route, rng):
 
 @pytest.mark.parametrize("method", ["MAX", "AVE"])
 @pytest.mark.parametrize("case", [c for c in SWEEP if c[4][0] <= c[2]])  # OpenCV needs k <= H
-def test_forward_matches_opencv_caffe_importer(case, method, max_route, rng, tmp_path):
+def test_forward_matches_opencv_caffe_importer(case, method, kernel_route, rng, tmp_path):
     """OpenCV's dnn reads Caffe prototxts and follows Caffe's size, pad and divisor rules."""
     cv2 = pytest.importorskip("cv2", reason="OpenCV oracle not installed")
     n, c, h, w, kernel, stride, pad, floor = case
@@ -226,7 +214,7 @@ def test_last_window_rule_where_pytorch_differs():
     np.testing.assert_array_equal(top[0].data[0, 0, 0], [0, 3])
 
 
-def test_first_maximum_wins_on_ties(max_route):
+def test_first_maximum_wins_on_ties(kernel_route):
     x = np.array([[[[3.0, 3.0], [3.0, 1.0]]]])
     bottom, top = run(pool_layer("MAX", (2, 2)), x, tops=2)
     assert top[1].data[0, 0, 0, 0] == 0
@@ -275,7 +263,7 @@ def ave_backward_naive(dtop, shape, kernel, pad, stride):
 
 @pytest.mark.parametrize("tops", [1, 2])
 @pytest.mark.parametrize("case", PLANE_CASES)
-def test_max_planes_match_caffe_loop(case, tops, small_chunks, max_route, rng):
+def test_max_planes_match_caffe_loop(case, tops, small_chunks, kernel_route, rng):
     """Ties, NaN, −inf and windows holding no input above −FLT_MAX, over chunks."""
     h, w, kernel, stride, pad = case
     small_chunks(h, w)
@@ -296,7 +284,7 @@ def test_max_planes_match_caffe_loop(case, tops, small_chunks, max_route, rng):
 
 
 @pytest.mark.parametrize("method", ["MAX", "AVE"])
-def test_one_layer_through_changing_shapes(method, small_chunks, ave_route, max_route, rng):
+def test_one_layer_through_changing_shapes(method, small_chunks, ave_route, kernel_route, rng):
     """A layer keeps its planes' views between calls; when a reshape grows or shrinks its
     buffers, the views must follow (checked against Caffe's loops at every shape)."""
     layer = pool_layer(method, (3, 3), (2, 2), (1, 1))
@@ -344,7 +332,7 @@ def test_ave_planes_match_caffe_loop(case, small_chunks, monkeypatch, rng):
 
 
 @pytest.mark.parametrize("method", ["MAX", "AVE"])
-def test_global_pooling_follows_the_input_size(method, max_route, rng):
+def test_global_pooling_follows_the_input_size(method, kernel_route, rng):
     layer = make_layer(f"type: 'Pooling' pooling_param {{ pool: {method} global_pooling: true }}")
     x = rng.normal(size=(2, 3, 4, 5))
     bottom, top = run(layer, x)
@@ -359,7 +347,7 @@ def test_global_pooling_follows_the_input_size(method, max_route, rng):
     check_gradient(layer, [blob_from(distinct(rng, (2, 2, 3, 3)))], [Blob(dtype=F64)])
 
 
-def test_nan_never_wins_a_whole_window(max_route, rng):
+def test_nan_never_wins_a_whole_window(kernel_route, rng):
     """Global pooling reduces whole windows (no planes); NaN loses there too."""
     x = rng.normal(size=(2, 3, 4, 5))
     x[0, 0, 0, 0] = x[1, 2, 2, 3] = np.nan
@@ -374,12 +362,12 @@ def test_nan_never_wins_a_whole_window(max_route, rng):
 @pytest.mark.parametrize("kernel, stride, pad", [((3, 3), (2, 2), (1, 1)),
                                                  ((2, 3), (1, 2), (0, 1)),
                                                  ((3, 2), (2, 1), (2, 0))])
-def test_gradient_max(kernel, stride, pad, max_route, rng):
+def test_gradient_max(kernel, stride, pad, kernel_route, rng):
     layer = pool_layer("MAX", kernel, stride, pad)
     check_gradient(layer, [blob_from(distinct(rng, (2, 2, 5, 4)))], [Blob(dtype=F64)])
 
 
-def test_gradient_max_with_top_mask(max_route, rng):
+def test_gradient_max_with_top_mask(kernel_route, rng):
     layer = pool_layer("MAX", (3, 2), (2, 1), (1, 1))
     check_gradient(layer, [blob_from(distinct(rng, (2, 2, 4, 5)))],
                    [Blob(dtype=F64), Blob(dtype=F64)], top_id=None)
@@ -449,7 +437,7 @@ def test_stochastic_test_is_the_probability_weighted_average(rng):
                                rtol=1e-13)
 
 
-def test_gradient_stochastic_train(max_route, rng):
+def test_gradient_stochastic_train(kernel_route, rng):
     """The sampled element's gradient is the top diff (the checker reseeds every forward)."""
     layer = pool_layer("STOCHASTIC", (3, 3), (2, 2))
     check_gradient(layer, [blob_from(rng.uniform(0.1, 1, size=(2, 2, 5, 5)))],
@@ -490,7 +478,7 @@ def test_three_tops_are_refused():
 
 
 @pytest.mark.parametrize("method", ["MAX", "AVE", "STOCHASTIC"])
-def test_float32(method, max_route, rng):
+def test_float32(method, kernel_route, rng):
     x = rng.uniform(0, 1, size=(2, 3, 7, 6)).astype(np.float32)
     layer = make_layer(f"type: 'Pooling' pooling_param {{ pool: {method} kernel_size: 3 "
                        f"stride: 2 }}", phase=TEST, dtype=np.float32)
