@@ -32,15 +32,18 @@ def max_pool_forward(x, kh, kw, ph, pw, sh, sw, top, mask):
     row_max = np.empty(cells, x.dtype)
     row_arg = np.empty(cells, np.int8)  # the winning kernel column b
     x_flat, top_flat, mask_flat = x.reshape(-1), top.reshape(-1), mask.reshape(-1)
+    firsts, counts = np.empty(sw, np.int64), np.empty(sw, np.int64)  # the image's plane columns
+    for phase in range(sw):  # (once: an integer division costs as much as a row's copy)
+        firsts[phase] = max(0, -((phase - pw) // sw))
+        counts[phase] = max(0, min(cols, (width - 1 + pw - phase) // sw + 1) - firsts[phase])
     for p in range(planes):
         image = p * height * width
         for r in range(max(0, ph), min(rows, height + ph)):
             for phase in range(sw):
-                first = max(0, -((phase - pw) // sw))  # first plane column inside the image
-                stop = min(cols, (width - 1 + pw - phase) // sw + 1)
+                first = firsts[phase]
                 dst = U(phase * span + r * cols + first)
                 src = U(image + (r - ph) * width + first * sw + phase - pw)
-                for u in range(stop - first):
+                for u in range(counts[phase]):
                     phases[dst + U(u)] = x_flat[src + U(u * sw)]
         for t in range(cells):
             row_max[t] = lowest
