@@ -23,15 +23,18 @@ def im2col_images(x, kh, kw, ph, pw, sh, sw, dh, dw, oh, ow, cols):
     num, channels, height, width = x.shape
     x_flat, cols_flat = x.reshape(-1), cols.reshape(-1)
     p, k = oh * ow, channels * kh * kw
+    firsts, stops = np.empty(kw, np.int64), np.empty(kw, np.int64)  # j inside the image
+    for b in range(kw):  # (once: integer divisions are slow)
+        offset = b * dw - pw  # input column of output column j: j·sw + offset
+        firsts[b] = min(ow, max(0, -(offset // sw)))
+        stops[b] = max(firsts[b], min(ow, (width - 1 - offset) // sw + 1))
     for n in range(num):
         image, image_cols = n * channels * height * width, n * (k + 1) * p
         for c in range(channels):
             for a in range(kh):
                 for b in range(kw):
                     row = image_cols + ((c * kh + a) * kw + b) * p
-                    offset = b * dw - pw  # input column of output column j: j·sw + offset
-                    first = min(ow, max(0, -(offset // sw)))  # the first j inside the image
-                    stop = max(first, min(ow, (width - 1 - offset) // sw + 1))
+                    offset, first, stop = b * dw - pw, firsts[b], stops[b]
                     for i in range(oh):
                         h = i * sh - ph + a * dh
                         dst = U(row + i * ow)
