@@ -23,6 +23,8 @@ P = pb.PoolingParameter
 FLT_MIN = float(np.finfo(np.float32).tiny)  # Caffe's StoPoolForwardTest starts its sum here
 # The batch is split among threads when each thread's part holds this many input cells.
 PARALLEL_MIN_WORK = 1 << 17  # LeNet b64 pool1 splits: -4 % per iteration, 2 threads
+# A compiled kernel is one call per thread, without the GIL: even small batches split.
+COMPILED_MIN_WORK = 1 << 13
 # AVE pooling is linear: with at most this many outputs per image, one GEMM with the 0/1
 # window matrix (H·W, oh·ow) sums every window faster than the phase planes, one thread,
 # 3x3 windows, stride 2: 8x8 inputs 0.26 against 0.97 ms per 409,600 input cells, 12x12
@@ -339,11 +341,11 @@ class PoolingLayer(Layer):
     def workspace(self, start):
         return self.ws if start == 0 else self.range_ws.setdefault(start, Workspace())
 
-    def split(self, function, count):
+    def split(self, function, count, min_work=PARALLEL_MIN_WORK):
         """function(start, stop) over the batch, split among the threads when each thread's
         arrays are large (many small NumPy calls in two threads mostly wait for the GIL)."""
         per_image = max(1, count // max(1, self.num))
-        parallel(function, self.num, min_items=max(1, PARALLEL_MIN_WORK // per_image))
+        parallel(function, self.num, min_items=max(1, min_work // per_image))
 
     def forward(self, bottom, top):
         x, geometry = bottom[0].data, (self.kernel, self.pad, self.stride, self.out_size)
@@ -352,7 +354,8 @@ class PoolingLayer(Layer):
             self.mask = self.ws.scratch("mask", top[0].shape, np.int32)
             self.split(lambda start, stop: max_pool_forward_kernel(
                 _planes(x[start:stop]), *self.kernel, *self.pad, *self.stride,
-                _planes(top[0].data[start:stop]), _planes(self.mask[start:stop])), x.size)
+                _planes(top[0].data[start:stop]), _planes(self.mask[start:stop])), x.size,
+                COMPILED_MIN_WORK)
             if len(top) > 1:
                 top[1].data[...] = self.mask
         elif self.method == P.MAX and phased(self.kernel, self.out_size) and len(top) == 1:
@@ -401,7 +404,7 @@ class PoolingLayer(Layer):
         elif self.mask is not None and _compiled(dx):  # MAX, STOCHASTIC in TRAIN
             self.split(lambda start, stop: max_pool_backward_kernel(
                 _planes(dtop[start:stop]), _planes(self.mask[start:stop]),
-                _planes(dx[start:stop])), dx.size)
+                _planes(dx[start:stop])), dx.size, COMPILED_MIN_WORK)
         elif self.method == P.AVE:
             self.split(lambda start, stop: ave_pool_backward(
                 dtop[start:stop], (stop - start,) + shape[1:], *geometry,
