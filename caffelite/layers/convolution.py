@@ -31,8 +31,9 @@ BATCH_LAST_BELOW_WIDTH = 20
 PARALLEL_MIN_WORK = 1 << 12
 # With the compiled im2col, the per-image route copies and multiplies groups of images whose
 # columns and output take about this many bytes, so the GEMM reads the columns from cache:
-# CIFAR-10 quick's conv1 (one image, 440 KB) 18.4 -> 14.9 ms per batch of 100 on one thread.
-COMPILED_GROUP_BYTES = 1 << 19
+# CIFAR-10 quick's conv1 (one image, 440 KB) 18.6 -> 15.6 ms per batch of 100, one thread.
+# NumPy's window copy gains nothing from groups (2 threads: 9.9 ms whole, 13.7 per image).
+GROUP_BYTES = 1 << 19
 # A 2-D convolution with stride 1 runs through the DFT (dft_conv.py) when that needs fewer
 # than this fraction of im2col's multiply-adds (its GEMMs are smaller and complex).
 DFT_BELOW = 0.5
@@ -246,27 +247,28 @@ class ConvolutionLayer(Layer):
         installed, NumPy arrays, 2-D."""
         return compiled_kernels() and isinstance(x, np.ndarray) and self.num_spatial == 2
 
-    def compiled_im2col(self, x, out):
-        """out (nb, C·∏kernel + 1, P) = the columns of images x (nb, C, H, W), ones last."""
-        im2col_images(x, *self.kernel, *self.pad, *self.stride, *self.dilation,
-                      *self.out_spatial, out)
-        return out
-
     def im2col_per_image(self, x, n0, n1, name, ws):
-        """Columns (nb, C·∏kernel + 1, P) of images [n0, n1); the last row is ones (the bias)."""
+        """Columns (nb, C·∏kernel + 1, P) of images [n0, n1) in buffer `name`."""
         xp = get_array_module(x)
-        nb, n = n1 - n0, self.num_spatial
         k, p = self.channels * prod(self.kernel), prod(self.out_spatial)
-        buf = ws.scratch(name, (nb, k + 1, p), x.dtype, xp)
+        buf = ws.scratch(name, (n1 - n0, k + 1, p), x.dtype, xp)
+        return self.image_columns(x[n0:n1], buf, ws)
+
+    def image_columns(self, x, out, ws):
+        """out (nb, C·∏kernel + 1, P) = the columns of images x (nb, C, *spatial), the last
+        row ones (the bias): by the compiled kernel, or NumPy's copy of a window view."""
         if self.compiled_columns(x):
-            return self.compiled_im2col(x[n0:n1], buf)
-        view = window_view(x[n0:n1], self.kernel, self.pad, self.stride, self.dilation,
+            im2col_images(x, *self.kernel, *self.pad, *self.stride, *self.dilation,
+                          *self.out_spatial, out)
+            return out
+        nb, n, k = x.shape[0], self.num_spatial, out.shape[1] - 1
+        view = window_view(x, self.kernel, self.pad, self.stride, self.dilation,
                            self.out_spatial, 0.0, ws)  # (nb, C, *out, *kernel)
-        dst = buf[:, :k].reshape((nb, self.channels) + self.kernel + self.out_spatial)
+        dst = out[:, :k].reshape((nb, self.channels) + self.kernel + self.out_spatial)
         dst[...] = view.transpose((0, 1) + tuple(range(2 + n, 2 + 2 * n))
                                   + tuple(range(2, 2 + n)))
-        buf[:, k] = 1
-        return buf
+        out[:, k] = 1
+        return out
 
     def columns(self, x, n0, n1, name, ws):
         if self.batch_last():
@@ -317,16 +319,18 @@ class ConvolutionLayer(Layer):
             from_batch_last(wx.reshape(m, p, nb), y[n0:n1])  # (M, P, nb) -> (nb, M, P)
 
     def forward_per_image(self, x, w, y, n0, n1, name, ws):
-        """y[n] = (M, K+1) @ columns (K+1, P) of each image n in [n0, n1); with the compiled
-        im2col a group of images at a time, multiplied while its columns are in cache."""
-        if not self.compiled_columns(x):
-            stacked_matmul(w, self.im2col_per_image(x, n0, n1, name, ws), y[n0:n1])
-            return
-        cols = ws.scratch(name, (n1 - n0,) + w.shape[1:] + y.shape[2:], x.dtype)
-        step = max(1, COMPILED_GROUP_BYTES // (cols[0].nbytes + y[0].nbytes))
+        """y[n] = (M, K+1) @ columns (K+1, P) of each image n in [n0, n1), the columns kept in
+        buffer `name`. With the compiled im2col a group of images at a time, each multiplied
+        while its columns are in cache (GROUP_BYTES); NumPy's window copy is cheapest whole."""
+        cols = ws.scratch(name, (n1 - n0,) + w.shape[1:] + y.shape[2:], x.dtype,
+                          get_array_module(x))
+        step = n1 - n0
+        if self.compiled_columns(x):
+            step = max(1, GROUP_BYTES // (cols[0].nbytes + y[0].nbytes))
         for g0 in range(n0, n1, step):
             g1 = min(n1, g0 + step)
-            np.matmul(w, self.compiled_im2col(x[g0:g1], cols[g0 - n0:g1 - n0]), out=y[g0:g1])
+            stacked_matmul(w, self.image_columns(x[g0:g1], cols[g0 - n0:g1 - n0], ws),
+                           y[g0:g1])
 
     def refresh_dft_product(self):
         """The DFT route's weight transform, rebuilt only when the weights changed (training
