@@ -1,9 +1,10 @@
-"""im2col of one image as a compiled loop nest (backend.Kernel, with Numba).
+"""im2col as a compiled loop nest (backend.Kernel, with Numba).
 
-Convolution's per-image route (wide outputs, no groups) copies an image's windows into a
-column buffer and multiplies it by the weights at once, while the buffer (C·∏kernel + 1 rows
-of oh·ow, 300 KB for CIFAR-10's first layer) is still in the core's cache: NumPy's window
-copy of a whole batch takes twice as long, and its GEMM then streams the columns from memory.
+Convolution's per-image route (wide outputs, no groups) copies a few images' windows into a
+column buffer and multiplies them by the weights at once, while the buffer (C·∏kernel + 1
+rows of oh·ow each, 300 KB an image for CIFAR-10's first layer) is still in the core's cache.
+NumPy's window copy of a whole batch takes 1.5x as long, and its GEMM then streams the
+columns from memory.
 
 Indices are unsigned (U): Numba checks a signed index for wraparound on every access, which
 keeps LLVM from vectorizing the copies.

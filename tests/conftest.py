@@ -28,8 +28,8 @@ def rng():
 
 
 def use_compiled_kernels(enabled):
-    """Turn the compiled kernels (backend.Kernel) on or off; skips when they cannot be on.
-    Returns the previous setting, for restore_compiled_kernels."""
+    """Turn the compiled kernels (backend.Kernel) on or off, skipping the test when they
+    cannot be on; returns the previous setting, for backend.set_compiled_kernels."""
     previous = backend.set_compiled_kernels(enabled)
     if enabled and not backend.compiled_kernels():
         backend.set_compiled_kernels(previous)
