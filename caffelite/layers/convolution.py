@@ -19,7 +19,7 @@ from ..im2col import (
     to_batch_last,
     window_view,
 )
-from ..layer import Layer
+from ..layer import TRAIN, Layer
 from ..registry import register_layer
 
 # Column buffers above this many elements (256 MiB of float32) are filled a batch chunk at a time.
@@ -308,7 +308,8 @@ class ConvolutionLayer(Layer):
         for n0, n1 in spans:
             nb, name = n1 - n0, f"cols{i}" if len(spans) == 1 else "cols"
             if not self.batch_last():
-                self.forward_per_image(x, w, y, n0, n1, name, ws)
+                if not self.forward_per_image(x, w, y, n0, n1, name, ws):
+                    self.cached[i, start, stop] = False
                 continue
             cols = self.columns(x, n0, n1, name, ws)
             wx = grouped_matmul(w, cols.reshape(g, k // g, nb * p),
@@ -319,18 +320,27 @@ class ConvolutionLayer(Layer):
             from_batch_last(wx.reshape(m, p, nb), y[n0:n1])  # (M, P, nb) -> (nb, M, P)
 
     def forward_per_image(self, x, w, y, n0, n1, name, ws):
-        """y[n] = (M, K+1) @ columns (K+1, P) of each image n in [n0, n1), the columns kept in
-        buffer `name`. With the compiled im2col a group of images at a time, each multiplied
-        while its columns are in cache (GROUP_BYTES); NumPy's window copy is cheapest whole."""
-        cols = ws.scratch(name, (n1 - n0,) + w.shape[1:] + y.shape[2:], x.dtype,
-                          get_array_module(x))
-        step = n1 - n0
-        if self.compiled_columns(x):
-            step = max(1, GROUP_BYTES // (cols[0].nbytes + y[0].nbytes))
+        """y[n] = (M, K+1) @ columns (K+1, P) of each image n in [n0, n1); True when the
+        columns are kept in buffer `name` for backward. With the compiled im2col a group of
+        images at a time, each multiplied while its columns are in cache (GROUP_BYTES); a
+        TEST net, which seldom runs backward, then reuses one group's buffer instead of
+        writing every image's columns to memory. NumPy's window copy is cheapest whole."""
+        xp = get_array_module(x)
+        shape = w.shape[1:] + y.shape[2:]  # one image's columns
+        if not self.compiled_columns(x):
+            cols = self.image_columns(x[n0:n1], ws.scratch(name, (n1 - n0,) + shape, x.dtype,
+                                                           xp), ws)
+            stacked_matmul(w, cols, y[n0:n1])
+            return True
+        step = max(1, GROUP_BYTES // ((prod(shape) + prod(y.shape[1:])) * x.itemsize))
+        keep = self.phase == TRAIN
+        cols = ws.scratch(name if keep else "group_cols", (n1 - n0 if keep else step,) + shape,
+                          x.dtype)
         for g0 in range(n0, n1, step):
             g1 = min(n1, g0 + step)
-            stacked_matmul(w, self.image_columns(x[g0:g1], cols[g0 - n0:g1 - n0], ws),
-                           y[g0:g1])
+            part = cols[g0 - n0:g1 - n0] if keep else cols[:g1 - g0]
+            np.matmul(w, self.image_columns(x[g0:g1], part, ws), out=y[g0:g1])
+        return keep
 
     def refresh_dft_product(self):
         """The DFT route's weight transform, rebuilt only when the weights changed (training

@@ -6,6 +6,7 @@ import caffelite.layers.convolution as convolution
 from caffelite.blob import Blob
 from caffelite.conv_kernels import im2col_images
 from caffelite.errors import NetError
+from caffelite.layer import TEST, TRAIN
 from tests.gradient_check import blob_from, check_gradient, make_layer
 from tests.reference.conv_naive import conv_naive
 
@@ -188,6 +189,30 @@ def test_batch_chunks_give_the_same_results(rng, monkeypatch):
     layer.backward(top, [True], bottom)
     for got, want in zip((top[0].data, bottom[0].diff, layer.blobs[0].diff), expected):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("group_bytes", [1, 1 << 30])  # one image a group; one group
+def test_test_phase_matches_train_phase(group_bytes, rng, monkeypatch):
+    """A TEST net's layer may keep no columns (the compiled route reuses one group's buffer);
+    forward gives the same top, and a backward still gives the same gradients."""
+    monkeypatch.setattr(convolution, "GROUP_BYTES", group_bytes)
+    text = ("type: 'Convolution' convolution_param { num_output: 4 kernel_size: 3 pad: 1 "
+            "weight_filler { type: 'gaussian' std: 0.5 } bias_filler { type: 'gaussian' } }")
+    x, dy = rng.normal(size=(5, 3, 6, 6)), rng.normal(size=(5, 4, 6, 6))
+    results = []
+    for phase in (TRAIN, TEST):
+        layer = make_layer(text, phase=phase)
+        bottom, top = [blob_from(x)], [Blob(dtype=F64)]
+        layer.setup(bottom, top)
+        layer.forward(bottom, top)
+        top[0].diff[...] = dy
+        layer.backward(top, [True], bottom)
+        results.append([top[0].data, bottom[0].diff] + [b.diff for b in layer.blobs])
+    for train, test in zip(*results):
+        np.testing.assert_allclose(test, train, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(results[1][0], conv_naive(x, layer.blobs[0].data,
+                                                         layer.blobs[1].data, (1, 1), (1, 1),
+                                                         (1, 1)), rtol=1e-12, atol=1e-12)
 
 
 def test_fillers_and_default_blobs():
