@@ -236,7 +236,7 @@ def main():
                 row["peak_mb"] = {k: peak_memory_mb(k, name, batch, 5, args.threads)
                                   for k in side_keys}
             results.append(row)
-    kernels = backend.compiled_kernels()  # MAX pooling compiled with Numba, or NumPy only
+    kernels = backend.compiled_kernels()  # MAX pooling and im2col compiled (Numba), or NumPy
     if args.json:
         print(json.dumps({"threads": args.threads, "compiled_kernels": kernels,
                           "results": results}, indent=1))

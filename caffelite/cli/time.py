@@ -50,7 +50,9 @@ def report_lines(result):
     """The table as Caffe logs it: `conv1  forward: 0.52 ms.` ... `Total Time: ... ms.`"""
     width = max([10] + [len(layer["name"]) for layer in result["layers"]])
     lines = [f"Initial loss: {result['initial_loss']:g}",
-             f"Testing for {result['iterations']} iterations.", "Average time per layer:"]
+             f"Testing for {result['iterations']} iterations.",
+             f"Threads: {result['threads']}; compiled kernels: "
+             f"{'on' if result['compiled_kernels'] else 'off'}.", "Average time per layer:"]
     for layer in result["layers"]:
         lines.append(f"{layer['name']:>{width}}   forward: {layer['forward_ms']:.4g} ms.")
         lines.append(f"{layer['name']:>{width}}  backward: {layer['backward_ms']:.4g} ms."
@@ -78,6 +80,7 @@ def report_lines(result):
 def command(model, iterations, phase, level, stage, as_json):
     """Time the net's layers: one warm-up forward+backward, then the average forward and
     backward time of every layer and of the whole net over ITERATIONS passes."""
+    from .. import backend
     from ..config import read_net_param, resolve_net_paths
     from ..net import Net
     from ..proto import caffelite_pb2 as pb
@@ -89,7 +92,8 @@ def command(model, iterations, phase, level, stage, as_json):
     net = Net(net_param, phase=getattr(pb, phase.upper()), level=level,
               stages=tuple(split_list(stage)))
     result = benchmark(net, iterations)
-    result.update(model=model, phase=phase.upper())
+    result.update(model=model, phase=phase.upper(), threads=backend.num_threads(),
+                  compiled_kernels=backend.compiled_kernels())
     if as_json:
         click.echo(json.dumps(result, indent=1))
     else:
