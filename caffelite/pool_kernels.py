@@ -19,8 +19,10 @@ U = np.uint64
 
 
 @Kernel
-def max_pool_forward(x, kh, kw, ph, pw, sh, sw, top, mask):
-    """top (P, oh, ow) = the window maxima of x (P, H, W); mask = Caffe's argmax h·W + w."""
+def max_pool_forward(x, kh, kw, ph, pw, sh, sw, track, top, mask):
+    """top (P, oh, ow) = the window maxima of x (P, H, W); with track, mask = Caffe's argmax
+    h·W + w (without, mask is left as it was: a third less work, for nets that never run
+    backward)."""
     planes, height, width = x.shape
     oh, ow = top.shape[1], top.shape[2]
     rows = (oh - 1) * sh + kh  # plane rows: every window row
@@ -54,20 +56,23 @@ def max_pool_forward(x, kh, kw, ph, pw, sh, sw, top, mask):
                 v, best = phases[shift + U(t)], row_max[t]
                 better = v > best
                 row_max[t] = v if better else best
-                row_arg[t] = code if better else row_arg[t]
+                if track:
+                    row_arg[t] = code if better else row_arg[t]
         for i in range(oh):
             out = U((p * oh + i) * ow)
             for j in range(ow):
                 top_flat[out + U(j)] = lowest
-                mask_flat[out + U(j)] = -1
+                if track:
+                    mask_flat[out + U(j)] = -1
             for a in range(kh):  # mask holds the winning row a until the last loop
                 row, code = U((i * sh + a) * cols), np.int32(a)
                 for j in range(ow):
                     v, best = row_max[row + U(j)], top_flat[out + U(j)]
                     better = v > best
                     top_flat[out + U(j)] = v if better else best
-                    mask_flat[out + U(j)] = code if better else mask_flat[out + U(j)]
-            for j in range(ow):
+                    if track:
+                        mask_flat[out + U(j)] = code if better else mask_flat[out + U(j)]
+            for j in range(ow if track else 0):
                 a = mask_flat[out + U(j)]
                 if a >= 0:
                     b = np.int32(row_arg[U((i * sh + a) * cols + j)])

@@ -351,11 +351,7 @@ class PoolingLayer(Layer):
         x, geometry = bottom[0].data, (self.kernel, self.pad, self.stride, self.out_size)
         self.mask, self.tracks = None, {}
         if self.method == P.MAX and _compiled(x):
-            self.mask = self.ws.scratch("mask", top[0].shape, np.int32)
-            self.split(lambda start, stop: max_pool_forward_kernel(
-                _planes(x[start:stop]), *self.kernel, *self.pad, *self.stride,
-                _planes(top[0].data[start:stop]), _planes(self.mask[start:stop])), x.size,
-                COMPILED_MIN_WORK)
+            self.mask = self.compiled_max(x, top[0].data, self.phase == pb.TRAIN or len(top) > 1)
             if len(top) > 1:
                 top[1].data[...] = self.mask
         elif self.method == P.MAX and phased(self.kernel, self.out_size) and len(top) == 1:
@@ -386,11 +382,23 @@ class PoolingLayer(Layer):
             top[0].data[...] = stochastic_pool_test(x, self.kernel, self.stride, self.out_size,
                                                     ws=self.ws)
 
+    def compiled_max(self, x, top, track):
+        """MAX pooling of x into top by the kernel; returns Caffe's mask with track, else None
+        (without the mask the kernel does a third less: a TEST net seldom runs backward)."""
+        mask = self.ws.scratch("mask", top.shape, np.int32)
+        self.split(lambda start, stop: max_pool_forward_kernel(
+            _planes(x[start:stop]), *self.kernel, *self.pad, *self.stride, track,
+            _planes(top[start:stop]), _planes(mask[start:stop])), x.size, COMPILED_MIN_WORK)
+        return mask if track else None
+
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0]:
             return
         dtop, shape, dx = top[0].diff, bottom[0].shape, bottom[0].diff
         geometry = (self.kernel, self.pad, self.stride)
+        if self.method == P.MAX and self.mask is None and _compiled(dx):  # no mask kept
+            self.mask = self.compiled_max(bottom[0].data, self.ws.scratch(
+                "top_again", dtop.shape, dtop.dtype), True)
         if self.method == P.MAX and self.mask is None:
             def route(start, stop):
                 track = self.tracks.get((start, stop))

@@ -78,6 +78,41 @@ def test_max_matches_caffe_loop(case, kernel_route, rng):
     np.testing.assert_array_equal(top[1].data, mask)
 
 
+@pytest.mark.parametrize("case", SWEEP)
+def test_test_phase_max_matches_train(case, kernel_route, rng):
+    """A TEST net's MAX pooling keeps no mask (the compiled kernel then skips it: a third
+    less work); a backward on it still routes each diff to Caffe's winner."""
+    n, c, h, w, kernel, stride, pad, floor = case
+    x = rng.normal(size=(n, c, h, w))
+    dtop = None
+    results = []
+    for phase in (TRAIN, TEST):
+        layer = pool_layer("MAX", kernel, stride, pad, floor, phase=phase)
+        bottom, top = run(layer, x)
+        if kernel_route == "compiled":
+            assert (layer.mask is None) == (phase == TEST)
+        dtop = rng.normal(size=top[0].shape) if dtop is None else dtop
+        top[0].diff[...] = dtop
+        layer.backward(top, [True], bottom)
+        results.append((top[0].data.copy(), bottom[0].diff.copy()))
+    np.testing.assert_array_equal(results[1][0], max_pool_naive(x, kernel, pad, stride,
+                                                                 not floor)[0])
+    for train, test in zip(*results):
+        np.testing.assert_array_equal(test, train)
+
+
+def test_untracked_kernel_leaves_the_mask(rng):
+    """max_pool_forward without track writes the maxima and nothing into the mask."""
+    pytest.importorskip("numba", reason="Numba (the fast extra) is not installed")
+    from caffelite.pool_kernels import max_pool_forward
+    x = rng.normal(size=(3, 9, 9))
+    top, mask = np.empty((3, 4, 4)), np.full((3, 4, 4), 7, np.int32)
+    max_pool_forward(x, 3, 3, 0, 0, 2, 2, False, top, mask)
+    np.testing.assert_array_equal(top, max_pool_naive(x[None], (3, 3), (0, 0), (2, 2),
+                                                      True)[0][0])
+    assert (mask == 7).all()
+
+
 @pytest.fixture(params=["dense", "planes"])
 def ave_route(request, monkeypatch):
     """AVE pooling's two ways to sum windows: one GEMM with the window matrix (few outputs
