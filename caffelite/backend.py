@@ -56,6 +56,11 @@ def compiled_kernels():
     return _compiled_kernels and bool(_numba_module())
 
 
+def compiled_for(array):
+    """Whether a layer runs its compiled kernels on this array (a NumPy one; not a device's)."""
+    return isinstance(array, np.ndarray) and compiled_kernels()
+
+
 def set_compiled_kernels(enabled):
     """Turn the compiled kernels on or off (process-wide); returns the previous setting."""
     global _compiled_kernels

@@ -4,7 +4,7 @@ from math import prod
 
 import numpy as np
 
-from ..backend import compiled_kernels, defer, get_array_module, matmul, parallel, stacked_matmul
+from ..backend import compiled_for, defer, get_array_module, matmul, parallel, stacked_matmul
 from ..conv_kernels import im2col_images
 from ..dft_conv import DftPlan
 from ..fillers import fill
@@ -245,7 +245,7 @@ class ConvolutionLayer(Layer):
     def compiled_columns(self, x):
         """Whether per-image columns come from the compiled kernel (conv_kernels.py): Numba
         installed, NumPy arrays, 2-D."""
-        return compiled_kernels() and isinstance(x, np.ndarray) and self.num_spatial == 2
+        return compiled_for(x) and self.num_spatial == 2
 
     def im2col_per_image(self, x, n0, n1, name, ws):
         """Columns (nb, C·∏kernel + 1, P) of images [n0, n1) in buffer `name`."""
@@ -325,13 +325,10 @@ class ConvolutionLayer(Layer):
         images at a time, each multiplied while its columns are in cache (GROUP_BYTES); a
         TEST net, which seldom runs backward, then reuses one group's buffer instead of
         writing every image's columns to memory. NumPy's window copy is cheapest whole."""
-        xp = get_array_module(x)
-        shape = w.shape[1:] + y.shape[2:]  # one image's columns
         if not self.compiled_columns(x):
-            cols = self.image_columns(x[n0:n1], ws.scratch(name, (n1 - n0,) + shape, x.dtype,
-                                                           xp), ws)
-            stacked_matmul(w, cols, y[n0:n1])
+            stacked_matmul(w, self.im2col_per_image(x, n0, n1, name, ws), y[n0:n1])
             return True
+        shape = w.shape[1:] + y.shape[2:]  # one image's columns
         step = max(1, GROUP_BYTES // ((prod(shape) + prod(y.shape[1:])) * x.itemsize))
         keep = self.phase == TRAIN
         cols = ws.scratch(name if keep else "group_cols", (n1 - n0 if keep else step,) + shape,

@@ -3,7 +3,7 @@ import itertools
 
 import numpy as np
 
-from ..backend import compiled_kernels, get_array_module, parallel
+from ..backend import compiled_for, get_array_module, parallel
 from ..im2col import FLT_MAX, Workspace, col2im_windows, pool_out_size, window_view
 from ..layer import Layer
 from ..pool_kernels import max_pool_backward as max_pool_backward_kernel
@@ -42,11 +42,6 @@ def _window_sum(view):
         if i or j:
             total += view[..., i, j]
     return total
-
-
-def _compiled(array):
-    """Whether MAX pooling runs its compiled kernels (pool_kernels.py) on this array."""
-    return compiled_kernels() and isinstance(array, np.ndarray)
 
 
 def _planes(array):
@@ -350,7 +345,7 @@ class PoolingLayer(Layer):
     def forward(self, bottom, top):
         x, geometry = bottom[0].data, (self.kernel, self.pad, self.stride, self.out_size)
         self.mask, self.tracks = None, {}
-        if self.method == P.MAX and _compiled(x):
+        if self.method == P.MAX and compiled_for(x):
             self.mask = self.compiled_max(x, top[0].data, self.phase == pb.TRAIN or len(top) > 1)
             if len(top) > 1:
                 top[1].data[...] = self.mask
@@ -396,7 +391,7 @@ class PoolingLayer(Layer):
             return
         dtop, shape, dx = top[0].diff, bottom[0].shape, bottom[0].diff
         geometry = (self.kernel, self.pad, self.stride)
-        if self.method == P.MAX and self.mask is None and _compiled(dx):  # no mask kept
+        if self.method == P.MAX and self.mask is None and compiled_for(dx):  # no mask kept
             self.mask = self.compiled_max(bottom[0].data, self.ws.scratch(
                 "top_again", dtop.shape, dtop.dtype), True)
         if self.method == P.MAX and self.mask is None:
@@ -409,7 +404,7 @@ class PoolingLayer(Layer):
                 max_pool_backward(dtop[start:stop], track, (stop - start,) + shape[1:],
                                   *geometry, ws, out=dx[start:stop])
             self.split(route, dx.size)
-        elif self.mask is not None and _compiled(dx):  # MAX, STOCHASTIC in TRAIN
+        elif self.mask is not None and compiled_for(dx):  # MAX, STOCHASTIC in TRAIN
             self.split(lambda start, stop: max_pool_backward_kernel(
                 _planes(dtop[start:stop]), _planes(self.mask[start:stop]),
                 _planes(dx[start:stop])), dx.size, COMPILED_MIN_WORK)
