@@ -3,8 +3,8 @@ import math
 
 import numpy as np
 
-from .backend import get_array_module, to_numpy
 from .proto import caffelite_pb2 as pb
+from .runtime import get_array_module, to_numpy
 
 
 class Blob:

@@ -3,10 +3,10 @@ import math
 
 import numpy as np
 
-from .backend import get_array_module
 from .errors import NetError
 from .proto import caffelite_pb2 as pb
 from .registry import FILLERS
+from .runtime import get_array_module
 
 
 def fill(blob, filler_param, rng, where=None):

@@ -5,14 +5,14 @@ from collections import OrderedDict
 
 import numpy as np
 
-from . import io
-from .backend import deferring, flush_denormals, single_blas_thread
 from .errors import CaffeliteError, NetError
+from .formats import binary as io
 from .net_build import NetWiring, check_layer_types
 from .net_filter import filter_net, insert_splits
 from .proto import caffelite_pb2 as pb
 from .random import default_rng, make_rng
 from .registry import suggest
+from .runtime import deferring, flush_denormals, single_blas_thread
 
 _PHASES = {"TRAIN": pb.TRAIN, "TEST": pb.TEST}
 logger = logging.getLogger("caffelite")
@@ -68,13 +68,13 @@ class Net:
         if isinstance(model, pb.NetParameter):
             param = pb.NetParameter()
             param.CopyFrom(model)
-            from .upgrade import net_needs_upgrade, upgrade_net_param
+            from .formats.upgrade import net_needs_upgrade, upgrade_net_param
 
             if net_needs_upgrade(param):  # V1 layers, net-level inputs ... (files are upgraded
                 param = upgrade_net_param(param, f"NetParameter '{param.name}'")  # on reading)
             return param
         if isinstance(model, (str, os.PathLike)):
-            from .config import read_net_param, resolve_net_paths
+            from .formats.config import read_net_param, resolve_net_paths
 
             path = os.fspath(model)
             return resolve_net_paths(read_net_param(path), path)
@@ -114,7 +114,7 @@ class Net:
         self.params_weight_decay = wiring.params_weight_decay
         self.param_owners = wiring.param_owners
         # A layer may compute its weight gradient on a second thread during backward
-        # (backend.defer) unless it shares parameters with another layer.
+        # (runtime.defer) unless it shares parameters with another layer.
         sharing = set()
         for i, owner in enumerate(wiring.param_owners):
             if owner >= 0:

@@ -21,7 +21,7 @@ import numpy as np
 
 import caffelite
 import caffelite.layers as L
-from caffelite import NetSpec, backend
+from caffelite import NetSpec, runtime
 from caffelite import params as P
 from caffelite.proto import caffelite_pb2 as pb
 
@@ -184,8 +184,8 @@ def set_threads(count):
     NumPy's OpenBLAS (which caffelite holds at one thread inside its own threads)."""
     global THREADS
     THREADS = count
-    backend.set_num_threads(count)
-    backend.set_blas_threads(count)
+    runtime.set_num_threads(count)
+    runtime.set_blas_threads(count)
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(count)
 
@@ -236,7 +236,7 @@ def main():
                 row["peak_mb"] = {k: peak_memory_mb(k, name, batch, 5, args.threads)
                                   for k in side_keys}
             results.append(row)
-    kernels = backend.compiled_kernels()  # MAX pooling and im2col compiled (Numba), or NumPy
+    kernels = runtime.compiled_kernels()  # MAX pooling and im2col compiled (Numba), or NumPy
     if args.json:
         print(json.dumps({"threads": args.threads, "compiled_kernels": kernels,
                           "results": results}, indent=1))

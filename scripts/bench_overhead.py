@@ -18,7 +18,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402
 
-from caffelite import backend  # noqa: E402
+from caffelite import runtime  # noqa: E402
 
 
 class BareLoop:
@@ -42,11 +42,11 @@ class BareLoop:
             blob.diff[...] = 0
         # the same threading as a net pass: OpenBLAS on one thread, weight gradients deferred,
         # denormals flushed
-        with backend.flush_denormals():
-            with backend.single_blas_thread():
+        with runtime.flush_denormals():
+            with runtime.single_blas_thread():
                 for layer, bottom, top, _, _ in self.steps:
                     layer.forward(bottom, top)
-            with backend.single_blas_thread(), backend.deferring():
+            with runtime.single_blas_thread(), runtime.deferring():
                 for layer, bottom, top, need, propagate in reversed(self.steps):
                     if need:
                         layer.backward(top, propagate, bottom)

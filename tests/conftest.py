@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from caffelite import backend
+from caffelite import runtime
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("CAFFELITE_SHARED", ROOT.parent / "shared"))
@@ -28,11 +28,11 @@ def rng():
 
 
 def use_compiled_kernels(enabled):
-    """Turn the compiled kernels (backend.Kernel) on or off, skipping the test when they
-    cannot be on; returns the previous setting, for backend.set_compiled_kernels."""
-    previous = backend.set_compiled_kernels(enabled)
-    if enabled and not backend.compiled_kernels():
-        backend.set_compiled_kernels(previous)
+    """Turn the compiled kernels (runtime.Kernel) on or off, skipping the test when they
+    cannot be on; returns the previous setting, for runtime.set_compiled_kernels."""
+    previous = runtime.set_compiled_kernels(enabled)
+    if enabled and not runtime.compiled_kernels():
+        runtime.set_compiled_kernels(previous)
         pytest.skip("Numba is not installed (or CAFFELITE_NUMBA=0): no compiled kernels")
     return previous
 
@@ -42,7 +42,7 @@ def kernel_route(request):
     """A layer with compiled kernels tested both ways: its NumPy code, and its kernels."""
     previous = use_compiled_kernels(request.param == "compiled")
     yield request.param
-    backend.set_compiled_kernels(previous)
+    runtime.set_compiled_kernels(previous)
 
 
 @pytest.fixture(params=["batch_last", "per_image", "per_image_compiled"])
@@ -54,7 +54,7 @@ def conv_route(request, monkeypatch):
     monkeypatch.setattr(convolution, "BATCH_LAST_BELOW_WIDTH", wide)
     previous = use_compiled_kernels(request.param == "per_image_compiled")
     yield request.param
-    backend.set_compiled_kernels(previous)
+    runtime.set_compiled_kernels(previous)
 
 
 def pytest_configure(config):

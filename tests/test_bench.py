@@ -9,7 +9,7 @@ from conftest import ROOT
 sys.path.insert(0, str(ROOT / "scripts"))
 import bench  # noqa: E402
 
-from caffelite import backend  # noqa: E402
+from caffelite import runtime  # noqa: E402
 
 torch = pytest.importorskip("torch", reason="PyTorch oracle not installed")
 
@@ -17,11 +17,11 @@ torch = pytest.importorskip("torch", reason="PyTorch oracle not installed")
 @pytest.fixture(autouse=True)
 def restore_threads():
     """bench.set_threads is process-wide (caffelite, OpenBLAS, PyTorch): put them back."""
-    saved = backend.num_threads(), backend.blas_threads(), torch.get_num_threads()
+    saved = runtime.num_threads(), runtime.blas_threads(), torch.get_num_threads()
     yield
-    backend.set_num_threads(saved[0])
+    runtime.set_num_threads(saved[0])
     if saved[1] is not None:
-        backend.set_blas_threads(saved[1])
+        runtime.set_blas_threads(saved[1])
     torch.set_num_threads(saved[2])
 
 

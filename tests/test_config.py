@@ -9,9 +9,9 @@ from click.testing import CliRunner
 from conftest import EXAMPLES, need_shared
 from google.protobuf import json_format, text_format
 
-from caffelite import config
 from caffelite.cli import main
 from caffelite.errors import ConfigError
+from caffelite.formats import config
 from caffelite.proto import caffelite_pb2 as pb
 
 EXAMPLE_FILES = sorted(EXAMPLES.rglob("*.prototxt")) if EXAMPLES.exists() else []

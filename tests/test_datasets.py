@@ -8,8 +8,8 @@ from click.testing import CliRunner
 from conftest import MNIST10K, ROOT, need_shared
 
 from caffelite.cli import main
-from caffelite.datasets import load_source
-from caffelite.datasets.mnist import bundled_path, convert_idx_dir, load_bundled, read_idx
+from caffelite.data.mnist import bundled_path, convert_idx_dir, load_bundled, read_idx
+from caffelite.data.sources import load_source
 from caffelite.errors import CaffeliteError
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import caffelite
-from caffelite import backend
+from caffelite import runtime
 
 LENET = Path(__file__).resolve().parents[1] / "configs" / "lenet" / "lenet.yaml"
 
@@ -23,11 +23,11 @@ def train(iterations):
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_lenet_runs_repeat_bit_for_bit(threads):
-    saved = backend.num_threads()
-    backend.set_num_threads(threads)
+    saved = runtime.num_threads()
+    runtime.set_num_threads(threads)
     try:
         (losses_a, weights_a), (losses_b, weights_b) = train(25), train(25)
     finally:
-        backend.set_num_threads(saved)
+        runtime.set_num_threads(saved)
     assert losses_a == losses_b
     assert all(np.array_equal(a, b) for a, b in zip(weights_a, weights_b))

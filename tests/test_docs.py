@@ -1,7 +1,7 @@
 """The generated layer reference stays current with the registry and the schema."""
 from pathlib import Path
 
-from caffelite.layer_docs import render
+from caffelite.tools.layer_docs import render
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
@@ -9,7 +9,7 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 def test_layer_reference_is_current():
     current = (DOCS / "layers.md").read_text()
     assert current == render(), ("docs/layers.md is stale: regenerate it with "
-                                 "`python -m caffelite.layer_docs > docs/layers.md`")
+                                 "`python -m caffelite.tools.layer_docs > docs/layers.md`")
 
 
 def test_layer_reference_covers_every_type():

@@ -4,7 +4,7 @@ import itertools
 import numpy as np
 import pytest
 
-from caffelite.im2col import (
+from caffelite.kernels.im2col import (
     Workspace,
     col2im,
     conv_out_size,
@@ -43,7 +43,7 @@ def test_compiled_im2col_matches_caffe_loop(case, dtype, rng):
     """conv_kernels.im2col_images (with Numba): Caffe's columns per image, then a row of ones;
     the last case pads by kernel − 1, so whole output rows and columns are padding."""
     pytest.importorskip("numba", reason="Numba (the fast extra) is not installed")
-    from caffelite.conv_kernels import im2col_images
+    from caffelite.kernels.im2col_compiled import im2col_images
     channels, height, width, kernel, pad, stride, dilation = case
     x = rng.normal(size=(3, channels, height, width)).astype(dtype)
     out = conv_out_size((height, width), kernel, pad, stride, dilation)

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from caffelite.cli import main
-from caffelite.metrics import MetricsWriter, parse_caffe_log, read_metrics, read_run
+from caffelite.tools.metrics import MetricsWriter, parse_caffe_log, read_metrics, read_run
 
 # Lines as Caffe 1.0 prints them (glog prefix, solver.cpp / sgd_solver.cpp sources).
 CAFFE_LOG = """\

@@ -170,10 +170,10 @@ def test_pycaffe_positional_weights_and_phase():
     other = Net(model, phase=caffelite.TEST, weights=weights)
     for name in ("conv1", "conv2", "ip1", "ip2"):
         np.testing.assert_array_equal(net.params[name][0].data, other.params[name][0].data)
-    param = caffelite.io.load_caffemodel(weights)
+    param = caffelite.formats.binary.load_caffemodel(weights)
     ip2 = [lp for lp in param.layer if lp.name == "ip2"][0]
     np.testing.assert_array_equal(net.params["ip2"][0].data,
-                                  caffelite.io.read_blob_array(ip2.blobs[0]))
+                                  caffelite.formats.binary.read_blob_array(ip2.blobs[0]))
 
 
 def test_share_trained_layers_with():

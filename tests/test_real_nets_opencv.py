@@ -12,7 +12,7 @@ import pytest
 from conftest import EXAMPLES, need_shared
 
 import caffelite
-from caffelite.config import read_net_param, write_net_param
+from caffelite.formats.config import read_net_param, write_net_param
 from caffelite.proto import caffelite_pb2 as pb
 
 cv2 = pytest.importorskip("cv2", reason="OpenCV (opencv-python-headless<5) not installed")

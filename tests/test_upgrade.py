@@ -5,15 +5,15 @@ import pytest
 from conftest import EXAMPLES, SHARED, need_shared
 from google.protobuf import text_format
 
-from caffelite import config
 from caffelite.errors import ConfigError
-from caffelite.proto import caffelite_pb2 as pb
-from caffelite.upgrade import (
+from caffelite.formats import config
+from caffelite.formats.upgrade import (
     V1_LAYER_TYPES,
     net_needs_upgrade,
     upgrade_net_param,
     upgrade_solver_param,
 )
+from caffelite.proto import caffelite_pb2 as pb
 
 EXAMPLE_FILES = sorted(EXAMPLES.rglob("*.prototxt")) if EXAMPLES.exists() else []
 

@@ -1,8 +1,8 @@
 """caffelite convert IN OUT: a net or solver config between .prototxt, .yaml/.yml and .json."""
 import click
 
-from .. import config
-from ..upgrade import net_needs_upgrade, upgrade_net_param, upgrade_solver_param
+from ..formats import config
+from ..formats.upgrade import net_needs_upgrade, upgrade_net_param, upgrade_solver_param
 
 
 @click.command(name="convert")

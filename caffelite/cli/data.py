@@ -1,7 +1,7 @@
 """`caffelite data mnist --idx-dir DIR --out FILE.npz`: datasets into files a Data layer reads."""
 import click
 
-from ..datasets.mnist import convert_idx_dir
+from ..data.mnist import convert_idx_dir
 
 
 @click.group(name="data")

@@ -1,10 +1,10 @@
 """`caffelite draw NET -o out.(dot|svg|png)`: the net as Caffe's draw_net.py draws it."""
 import click
 
-from ..config import read_net_param
-from ..draw import draw_net_to_file
+from ..formats.config import read_net_param
 from ..net_filter import filter_net
 from ..proto import caffelite_pb2 as pb
+from ..tools.draw import draw_net_to_file
 
 
 def net_for_phase(net_param, phase):

@@ -1,7 +1,7 @@
 """`caffelite inspect FILE`: what a config, .caffemodel, .solverstate, .binaryproto or .h5 holds."""
 import click
 
-from ..inspect import inspect_file
+from ..tools.inspect import inspect_file
 
 
 @click.command(name="inspect")

@@ -1,8 +1,8 @@
 """caffelite plot RUN_OR_LOG -o curves.png: training curves from a metrics file or a Caffe log."""
 import click
 
-from ..metrics import read_run
-from ..plot import plot_curves
+from ..tools.metrics import read_run
+from ..tools.plot import plot_curves
 
 
 @click.command(name="plot")

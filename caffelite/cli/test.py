@@ -5,8 +5,8 @@ import os
 import click
 import numpy as np
 
-from ..backend import to_numpy
 from ..errors import ConfigError
+from ..runtime import to_numpy
 from .train import caffe_logging, split_list
 
 logger = logging.getLogger("caffelite")

@@ -80,8 +80,8 @@ def report_lines(result):
 def command(model, iterations, phase, level, stage, as_json):
     """Time the net's layers: one warm-up forward+backward, then the average forward and
     backward time of every layer and of the whole net over ITERATIONS passes."""
-    from .. import backend
-    from ..config import read_net_param, resolve_net_paths
+    from .. import runtime
+    from ..formats.config import read_net_param, resolve_net_paths
     from ..net import Net
     from ..proto import caffelite_pb2 as pb
 
@@ -92,8 +92,8 @@ def command(model, iterations, phase, level, stage, as_json):
     net = Net(net_param, phase=getattr(pb, phase.upper()), level=level,
               stages=tuple(split_list(stage)))
     result = benchmark(net, iterations)
-    result.update(model=model, phase=phase.upper(), threads=backend.num_threads(),
-                  compiled_kernels=backend.compiled_kernels())
+    result.update(model=model, phase=phase.upper(), threads=runtime.num_threads(),
+                  compiled_kernels=runtime.compiled_kernels())
     if as_json:
         click.echo(json.dumps(result, indent=1))
     else:

@@ -9,8 +9,8 @@ import sys
 import click
 
 from ..errors import CaffeliteError, ConfigError
-from ..metrics import METRICS_SUFFIX
-from ..progress import MetricsCallback, ProgressLine
+from ..tools.metrics import METRICS_SUFFIX
+from ..tools.progress import MetricsCallback, ProgressLine
 
 logger = logging.getLogger("caffelite")
 
@@ -139,7 +139,7 @@ def read_solver_config(path):
         raise ConfigError(f"{path}: no such solver config file")
     if os.path.isdir(path):
         raise ConfigError(f"{path} is a directory; give a solver .prototxt/.yaml/.json file")
-    from ..config import read_solver_param
+    from ..formats.config import read_solver_param
 
     return read_solver_param(path)
 

@@ -1,9 +1,9 @@
 """Accuracy: mean over labelled positions of 1{#(other classes scoring >= the true one) < top_k}."""
 import numpy as np
 
-from ..backend import get_array_module
 from ..layer import Layer
 from ..registry import register_layer
+from ..runtime import get_array_module
 
 
 @register_layer("Accuracy")

@@ -1,7 +1,7 @@
 """ArgMax: top = the indices (and optionally values) of the top_k largest entries."""
-from ..backend import get_array_module
 from ..layer import Layer
 from ..registry import register_layer
+from ..runtime import get_array_module
 
 
 @register_layer("ArgMax")

@@ -1,7 +1,7 @@
 """BatchNorm: y = (x - mean_c) / sqrt(var_c + eps), batch or running statistics per channel."""
-from ..backend import get_array_module
 from ..layer import TEST, Layer
 from ..registry import register_layer
+from ..runtime import get_array_module
 
 
 @register_layer("BatchNorm")

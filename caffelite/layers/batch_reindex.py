@@ -1,7 +1,7 @@
 """BatchReindex: top[i] = bottom[0][index[i]] (a gather along the first axis)."""
-from ..backend import get_array_module
 from ..layer import Layer
 from ..registry import register_layer
+from ..runtime import get_array_module
 
 
 @register_layer("BatchReindex")

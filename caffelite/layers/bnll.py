@@ -1,7 +1,7 @@
 """BNLL: y = log(1 + exp(x)) (binomial normal log likelihood, a stable softplus)."""
-from ..backend import get_array_module
 from ..layer import NeuronLayer
 from ..registry import register_layer
+from ..runtime import get_array_module
 
 
 @register_layer("BNLL")

@@ -1,7 +1,7 @@
 """Concat: top = the bottoms joined along `axis` (all other axes equal)."""
-from ..backend import get_array_module
 from ..layer import Layer
 from ..registry import register_layer
+from ..runtime import get_array_module
 
 
 @register_layer("Concat")

@@ -1,9 +1,9 @@
 """ContrastiveLoss: loss = Σ [y·d² + (1 - y)·max(margin - d, 0)²] / (2N), d = ‖a - b‖."""
 import numpy as np
 
-from ..backend import get_array_module
 from ..layer import LossLayer
 from ..registry import register_layer
+from ..runtime import get_array_module
 
 
 @register_layer("ContrastiveLoss")

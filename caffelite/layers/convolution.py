@@ -4,11 +4,9 @@ from math import prod
 
 import numpy as np
 
-from ..backend import compiled_for, defer, get_array_module, matmul, parallel, stacked_matmul
-from ..conv_kernels import im2col_images
-from ..dft_conv import DftPlan
 from ..fillers import fill
-from ..im2col import (
+from ..kernels.dft_conv import DftPlan
+from ..kernels.im2col import (
     Workspace,
     col2im,
     col2im_batch_last,
@@ -19,8 +17,10 @@ from ..im2col import (
     to_batch_last,
     window_view,
 )
+from ..kernels.im2col_compiled import im2col_images
 from ..layer import TRAIN, Layer
 from ..registry import register_layer
+from ..runtime import compiled_for, defer, get_array_module, matmul, parallel, stacked_matmul
 
 # Column buffers above this many elements (256 MiB of float32) are filled a batch chunk at a time.
 COL_BUFFER_ELEMENTS = 1 << 26

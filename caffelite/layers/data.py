@@ -1,8 +1,8 @@
 """Data: data = transform(images[i : i + batch]), label = labels[i : i + batch], i wrapping."""
 import numpy as np
 
-from ..data_transformer import DataTransformer
-from ..datasets import describe_sources, load_source
+from ..data.sources import describe_sources, load_source
+from ..data.transformer import DataTransformer
 from ..errors import CaffeliteError
 from ..layer import Layer
 from ..registry import register_layer

@@ -1,9 +1,9 @@
 """Deconvolution: y = col2im(Wᵀ · x) + b, the transpose (backward) of Convolution."""
 from math import prod
 
-from ..backend import get_array_module
-from ..im2col import col2im, deconv_out_size
+from ..kernels.im2col import col2im, deconv_out_size
 from ..registry import register_layer
+from ..runtime import get_array_module
 from .convolution import ConvolutionLayer, grouped_matmul
 
 

@@ -1,9 +1,9 @@
 """Dropout: y = x * mask / (1 - ratio) in TRAIN, mask ~ Bernoulli(1 - ratio); y = x in TEST."""
 import numpy as np
 
-from ..backend import get_array_module
 from ..layer import TRAIN, NeuronLayer
 from ..registry import register_layer
+from ..runtime import get_array_module
 
 
 @register_layer("Dropout")

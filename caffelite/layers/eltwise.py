@@ -1,8 +1,8 @@
 """Eltwise: top = Σ coeff_i·x_i (SUM), Π x_i (PROD) or max_i x_i (MAX), elementwise."""
-from ..backend import get_array_module
 from ..layer import Layer
 from ..proto import caffelite_pb2 as pb
 from ..registry import register_layer
+from ..runtime import get_array_module
 
 PROD, SUM, MAX = pb.EltwiseParameter.PROD, pb.EltwiseParameter.SUM, pb.EltwiseParameter.MAX
 

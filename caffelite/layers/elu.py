@@ -1,7 +1,7 @@
 """ELU: y = max(x, 0) + alpha * (exp(min(x, 0)) - 1)."""
-from ..backend import get_array_module
 from ..layer import NeuronLayer
 from ..registry import register_layer
+from ..runtime import get_array_module
 
 
 @register_layer("ELU")

@@ -1,8 +1,8 @@
 """Embed: top[..., :] = W[index] (+ b), a lookup of integer indices in a learned table."""
-from ..backend import get_array_module
 from ..fillers import fill
 from ..layer import Layer
 from ..registry import register_layer
+from ..runtime import get_array_module
 
 
 @register_layer("Embed")

@@ -1,9 +1,9 @@
 """Exp: y = base ^ (shift + scale * x), base e when base is -1."""
 import math
 
-from ..backend import get_array_module
 from ..layer import NeuronLayer
 from ..registry import register_layer
+from ..runtime import get_array_module
 
 
 @register_layer("Exp")

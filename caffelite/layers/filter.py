@@ -1,7 +1,7 @@
 """Filter: top_i = bottom_i[selector != 0] along the first axis; the last bottom selects."""
-from ..backend import get_array_module
 from ..layer import Layer
 from ..registry import register_layer
+from ..runtime import get_array_module
 
 
 @register_layer("Filter")

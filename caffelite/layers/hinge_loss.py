@@ -1,10 +1,10 @@
 """HingeLoss: t_k = max(0, 1 + s_k·x_k), s = -1 at the true class else +1; L1 Σt/N, L2 Σt²/N."""
 import numpy as np
 
-from ..backend import get_array_module
 from ..layer import LossLayer
 from ..proto import caffelite_pb2 as pb
 from ..registry import register_layer
+from ..runtime import get_array_module
 
 
 @register_layer("HingeLoss")

@@ -1,7 +1,7 @@
 """Im2col: top[n, (c, i, j), y, x] = x_pad[n, c, y·stride + i·dilation, x·stride + j·dilation]."""
 from math import prod
 
-from ..im2col import Workspace, col2im, conv_out_size, im2col
+from ..kernels.im2col import Workspace, col2im, conv_out_size, im2col
 from ..layer import Layer
 from ..registry import register_layer
 from .convolution import setup_conv_axes

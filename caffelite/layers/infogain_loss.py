@@ -3,9 +3,9 @@ import os
 
 import numpy as np
 
-from ..backend import get_array_module
 from ..layer import LossLayer
 from ..registry import register_layer
+from ..runtime import get_array_module
 from .softmax import softmax
 from .softmax_with_loss import loss_normalizer, setup_loss_param
 
@@ -39,7 +39,7 @@ class InfogainLossLayer(LossLayer):
                                  "(.binaryproto) when there is no third bottom")
             if not os.path.isfile(source):
                 raise self.error(f"infogain_loss_param.source '{source}': no such file")
-            from ..io import read_binaryproto
+            from ..formats.binary import read_binaryproto
 
             self.infogain = np.asarray(read_binaryproto(source), dtype=self.dtype)
 

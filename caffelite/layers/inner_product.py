@@ -1,9 +1,9 @@
 """InnerProduct: y = x · Wᵀ + b over the flattened axes from `axis` on (W is (N, K))."""
-from ..backend import defer, get_array_module, parallel
 from ..fillers import fill
-from ..im2col import Workspace
+from ..kernels.im2col import Workspace
 from ..layer import Layer
 from ..registry import register_layer
+from ..runtime import defer, get_array_module, parallel
 
 # GEMMs are split among threads when each part has at least this many multiply-adds.
 PARALLEL_MIN_WORK = 1 << 20

@@ -1,9 +1,9 @@
 """Log: y = log_base(shift + scale * x), the natural log when base is -1."""
 import math
 
-from ..backend import get_array_module
 from ..layer import NeuronLayer
 from ..registry import register_layer
+from ..runtime import get_array_module
 
 
 @register_layer("Log")

@@ -1,8 +1,8 @@
 """LRN: y = x · s^(-beta), s = k + alpha/n · Σ_window x² (across) or 1 + alpha/n² · Σ x²"""
-from ..backend import get_array_module
 from ..layer import Layer
 from ..proto import caffelite_pb2 as pb
 from ..registry import register_layer
+from ..runtime import get_array_module
 
 
 def window_sum(a, size, axis):

@@ -1,6 +1,6 @@
 """LSTM: [i f o g] = W_xc·x_t + b_c + W_hc·(cont_t·h_{t-1}); c_t = cont_t·f·c_{t-1} + i·g."""
-from ..backend import get_array_module
 from ..registry import register_layer
+from ..runtime import get_array_module
 from .lstm_unit import lstm_cell, lstm_cell_backward
 from .recurrent import RecurrentLayer
 

@@ -1,7 +1,7 @@
 """LSTMUnit: c = cont·σ(f)·c_prev + σ(i)·tanh(g), h = σ(o)·tanh(c), gates ordered (i, f, o, g)."""
-from ..backend import get_array_module
 from ..layer import Layer
 from ..registry import register_layer
+from ..runtime import get_array_module
 
 
 def sigmoid(x):

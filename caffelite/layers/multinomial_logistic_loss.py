@@ -1,9 +1,9 @@
 """MultinomialLogisticLoss: loss = -Σ_n log(max(p[n, label_n], 1e-20)) / N."""
 import numpy as np
 
-from ..backend import get_array_module
 from ..layer import LossLayer
 from ..registry import register_layer
+from ..runtime import get_array_module
 
 LOG_THRESHOLD = 1e-20  # Caffe's kLOG_THRESHOLD
 

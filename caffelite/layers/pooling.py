@@ -3,12 +3,10 @@ import itertools
 
 import numpy as np
 
-from ..backend import compiled_for, get_array_module, parallel
-from ..im2col import FLT_MAX, Workspace, col2im_windows, pool_out_size, window_view
-from ..layer import Layer
-from ..pool_kernels import max_pool_backward as max_pool_backward_kernel
-from ..pool_kernels import max_pool_forward as max_pool_forward_kernel
-from ..pool_phases import (
+from ..kernels.im2col import FLT_MAX, Workspace, col2im_windows, pool_out_size, window_view
+from ..kernels.pool_compiled import max_pool_backward as max_pool_backward_kernel
+from ..kernels.pool_compiled import max_pool_forward as max_pool_forward_kernel
+from ..kernels.pool_phases import (
     PhaseGeometry,
     phase_mask,
     window_max,
@@ -16,8 +14,10 @@ from ..pool_phases import (
     window_sum,
     window_sum_backward,
 )
+from ..layer import Layer
 from ..proto import caffelite_pb2 as pb
 from ..registry import register_layer
+from ..runtime import compiled_for, get_array_module, parallel
 
 P = pb.PoolingParameter
 FLT_MIN = float(np.finfo(np.float32).tiny)  # Caffe's StoPoolForwardTest starts its sum here

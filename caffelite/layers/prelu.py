@@ -1,9 +1,9 @@
 """PReLU: y = max(x, 0) + a_c * min(x, 0), a learned slope per channel (or one shared)."""
-from ..backend import get_array_module
 from ..fillers import fill
 from ..layer import NeuronLayer
 from ..proto import caffelite_pb2 as pb
 from ..registry import register_layer
+from ..runtime import get_array_module
 
 
 @register_layer("PReLU")

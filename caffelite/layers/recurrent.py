@@ -1,7 +1,7 @@
 """Recurrent layers' common part (Caffe's RecurrentLayer): inputs, state carry, blobs, shapes."""
-from ..backend import get_array_module, to_numpy
 from ..fillers import fill
 from ..layer import Layer
+from ..runtime import get_array_module, to_numpy
 
 
 class RecurrentLayer(Layer):

@@ -1,8 +1,8 @@
 """Reduction: top[i] = coeff * op(bottom[i, ...]) over axes >= axis; op SUM|ASUM|SUMSQ|MEAN."""
-from ..backend import get_array_module
 from ..layer import Layer
 from ..proto import caffelite_pb2 as pb
 from ..registry import register_layer
+from ..runtime import get_array_module
 
 P = pb.ReductionParameter
 OPS = {P.SUM: "SUM", P.ASUM: "ASUM", P.SUMSQ: "SUMSQ", P.MEAN: "MEAN"}

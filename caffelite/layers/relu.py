@@ -1,10 +1,10 @@
 """ReLU: y = max(x, 0) + negative_slope * min(x, 0)."""
 import numpy as np
 
-from ..backend import elementwise, get_array_module
-from ..im2col import Workspace
+from ..kernels.im2col import Workspace
 from ..layer import NeuronLayer
 from ..registry import register_layer
+from ..runtime import elementwise, get_array_module
 
 # np.maximum and np.minimum run their SIMD loops only on two array operands: against the
 # scalar 0 they take scalar loops 2-3x slower. The rectifier compares with a block of zeros

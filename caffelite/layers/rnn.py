@@ -1,6 +1,6 @@
 """RNN: h_t = tanh(W_hh·(cont_t·h_{t-1}) + W_xh·x_t + b_h), o_t = tanh(W_ho·h_t + b_o)."""
-from ..backend import get_array_module
 from ..registry import register_layer
+from ..runtime import get_array_module
 from .recurrent import RecurrentLayer
 
 

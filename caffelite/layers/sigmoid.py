@@ -1,7 +1,7 @@
 """Sigmoid: y = 1 / (1 + exp(-x)), computed as 0.5 * tanh(0.5 * x) + 0.5."""
-from ..backend import get_array_module
 from ..layer import NeuronLayer
 from ..registry import register_layer
+from ..runtime import get_array_module
 
 
 @register_layer("Sigmoid")

@@ -1,10 +1,10 @@
 """SigmoidCrossEntropyLoss: loss = -Σ [t·log σ(x) + (1 - t)·log(1 - σ(x))] / normalizer."""
 import numpy as np
 
-from ..backend import get_array_module
 from ..layer import LossLayer
 from ..proto import caffelite_pb2 as pb
 from ..registry import register_layer
+from ..runtime import get_array_module
 from .softmax_with_loss import loss_normalizer, setup_loss_param
 
 

@@ -1,7 +1,7 @@
 """Softmax: y_c = exp(x_c - max_c x) / Σ_c' exp(x_c' - max_c x) along `axis`."""
-from ..backend import get_array_module
 from ..layer import Layer
 from ..registry import register_layer
+from ..runtime import get_array_module
 
 
 def softmax_axis(layer, blob, axis):

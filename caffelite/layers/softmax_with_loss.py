@@ -1,10 +1,10 @@
 """SoftmaxWithLoss: loss = -Σ_valid log(max(softmax(x)[label], FLT_MIN)) / normalizer."""
 import numpy as np
 
-from ..backend import get_array_module
 from ..layer import LossLayer
 from ..proto import caffelite_pb2 as pb
 from ..registry import register_layer
+from ..runtime import get_array_module
 from .softmax import softmax, softmax_axis
 
 FLT_MIN = float(np.finfo(np.float32).tiny)

@@ -1,7 +1,7 @@
 """SPP: top = concat over levels l of flatten(pool(bottom)), 2^l bins, kernel = ceil(H/2^l)."""
 from math import ceil
 
-from ..im2col import Workspace, pool_out_size
+from ..kernels.im2col import Workspace, pool_out_size
 from ..layer import Layer
 from ..proto import caffelite_pb2 as pb
 from ..registry import register_layer

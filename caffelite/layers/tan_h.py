@@ -1,7 +1,7 @@
 """TanH: y = tanh(x)."""
-from ..backend import get_array_module
 from ..layer import NeuronLayer
 from ..registry import register_layer
+from ..runtime import get_array_module
 
 
 @register_layer("TanH")

@@ -1,7 +1,7 @@
 """Tile: top = the bottom repeated `tiles` times along `axis` (whole blocks, as np.tile)."""
-from ..backend import get_array_module
 from ..layer import Layer
 from ..registry import register_layer
+from ..runtime import get_array_module
 
 
 @register_layer("Tile")

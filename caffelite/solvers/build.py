@@ -15,8 +15,8 @@ logger = logging.getLogger("caffelite")
 def load_param(param, solver_file=None):
     """(SolverParameter copy, solver_file, source name) from a path or a message. With a file,
     relative paths resolve against it and snapshot_prefix follows Caffe's rule."""
-    from ..config import read_solver_param, resolve_solver_paths
-    from ..upgrade import upgrade_snapshot_prefix, upgrade_solver_param
+    from ..formats.config import read_solver_param, resolve_solver_paths
+    from ..formats.upgrade import upgrade_snapshot_prefix, upgrade_solver_param
 
     if isinstance(param, pb.SolverParameter):
         copy = pb.SolverParameter()
@@ -52,7 +52,7 @@ class NetBuilder:
         return make_rng(self.seed) if index == 0 else np.random.default_rng([self.seed, index])
 
     def _read_net(self, path):
-        from ..config import read_net_param, resolve_net_paths
+        from ..formats.config import read_net_param, resolve_net_paths
 
         if not os.path.isfile(path):
             where = (f" (relative paths are looked up beside {self.solver_file}, then in the "
@@ -83,8 +83,8 @@ class NetBuilder:
 
     def _load_weights(self, net, model_list):
         """Caffe's LoadNetWeights: a comma-separated list of .caffemodel files, by layer name."""
-        from ..config import resolve_path
-        from ..io import load_caffemodel
+        from ..formats.binary import load_caffemodel
+        from ..formats.config import resolve_path
 
         for name in (n.strip() for n in model_list.split(",")):
             path = resolve_path(name, self.solver_file)

@@ -40,14 +40,14 @@ def snapshot_filename(prefix, iteration, extension):
 # -- writing -----------------------------------------------------------------------------------
 def write_atomic(path, data_bytes):
     """io.atomic_write: temp file in the target directory, fsync, rename (never a torn file)."""
-    from ..io import atomic_write
+    from ..formats.binary import atomic_write
 
     atomic_write(path, data_bytes)
 
 
 def save_caffemodel(net, path, write_diff=False):
     """The net's .caffemodel (io.save_caffemodel writes it atomically from packed floats)."""
-    from ..io import save_caffemodel as save
+    from ..formats.binary import save_caffemodel as save
 
     save(net, path, write_diff=write_diff)
 
@@ -55,7 +55,7 @@ def save_caffemodel(net, path, write_diff=False):
 def solver_state_bytes(iteration, learned_net, history, current_step):
     """SolverState{iter, learned_net, history[], current_step} serialised in field order, the
     history blobs from packed float bytes (protobuf's repeated-field API is slow)."""
-    from ..io import blob_proto_bytes, proto_field_bytes
+    from ..formats.binary import blob_proto_bytes, proto_field_bytes
 
     head = pb.SolverState(iter=int(iteration), learned_net=learned_net).SerializeToString()
     blobs = b"".join(proto_field_bytes(3, blob_proto_bytes(np.asarray(h))) for h in history)
@@ -211,11 +211,11 @@ def restore_solver(solver, path):
     sidecar = read_sidecar(path)
     _check_history(solver, path, state, sidecar)
     if state.HasField("learned_net"):
-        from ..io import load_caffemodel
+        from ..formats.binary import load_caffemodel
 
         model = find_learned_net(state.learned_net, path)
         solver.net.copy_trained_layers_from(load_caffemodel(model))
-    from ..io import read_blob_array
+    from ..formats.binary import read_blob_array
 
     for h, blob in zip(solver.history, state.history):
         h[...] = solver.xp.asarray(read_blob_array(blob).reshape(h.shape), dtype=h.dtype)

@@ -9,11 +9,11 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ..backend import flush_denormals, get_array_module, parallel, to_numpy
 from ..errors import SolverError
 from ..proto import caffelite_pb2 as pb
 from ..random import set_random_seed
 from ..registry import SOLVERS
+from ..runtime import flush_denormals, get_array_module, parallel, to_numpy
 from . import lr_policy
 from . import snapshot as snap
 from .build import NetBuilder, load_param
@@ -316,7 +316,7 @@ class Solver:
         (Caffe's Net::Update); ++iter."""
         if rate is None:
             rate = self.get_learning_rate()
-        with flush_denormals():  # as in the net's passes (backend.py)
+        with flush_denormals():  # as in the net's passes (runtime/fpmode.py)
             self.clip_gradients()
             for param_id in range(len(self.learnable_params)):
                 self.update_param(param_id, rate)

@@ -11,7 +11,7 @@ from conftest import ROOT
 from google.protobuf import text_format
 
 from caffelite.cli import main
-from caffelite.config import write_net_param
+from caffelite.formats.config import write_net_param
 from caffelite.proto import caffelite_pb2 as pb
 
 LENET = ROOT / "configs" / "lenet" / "lenet_train_test.prototxt"

@@ -10,12 +10,12 @@ from conftest import EXAMPLES, LENET_BVLC, ROOT, need_shared
 from google.protobuf import text_format
 
 from caffelite.cli import main
-from caffelite.config import write_net_param, write_solver_param
 from caffelite.errors import CaffeliteError, WeightsError
-from caffelite.inspect import detect, inspect_file
-from caffelite.io import HDF5_MAGIC, write_binaryproto
+from caffelite.formats.binary import HDF5_MAGIC, write_binaryproto
+from caffelite.formats.config import write_net_param, write_solver_param
 from caffelite.proto import caffelite_pb2 as pb
 from caffelite.solvers import snapshot as snap
+from caffelite.tools.inspect import detect, inspect_file
 
 LENET_CONFIGS = ROOT / "configs" / "lenet"
 LENET_PARAMS = 431_080  # 20*25+20 + 50*20*25+50 + 500*800+500 + 10*500+10

@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import ROOT
 
-from caffelite import backend
+from caffelite import runtime
 from caffelite.cli import main
 from caffelite.cli.time import benchmark
 from caffelite.net import Net
@@ -64,8 +64,8 @@ def test_table_lists_every_layer_with_positive_times(tiny):
     assert all(table[name]["backward"] > 0 for name in ("ip", "relu", "loss"))
     assert "data  backward" in out and "(no backward needed)" in out
     assert "Testing for 3 iterations." in out and "Initial loss: " in out
-    on = "on" if backend.compiled_kernels() else "off"
-    assert f"Threads: {backend.num_threads()}; compiled kernels: {on}." in out
+    on = "on" if runtime.compiled_kernels() else "off"
+    assert f"Threads: {runtime.num_threads()}; compiled kernels: {on}." in out
     forward, backward = summary(out, "Forward pass"), summary(out, "Backward pass")
     both = summary(out, "Forward-Backward")
     assert 0 < forward <= both and 0 < backward <= both
@@ -77,7 +77,7 @@ def test_json_output_and_stages(tiny):
                    "--json")
     result = json.loads(out)
     assert result["phase"] == "TEST" and result["iterations"] == 2
-    assert result["compiled_kernels"] == backend.compiled_kernels() and result["threads"] >= 1
+    assert result["compiled_kernels"] == runtime.compiled_kernels() and result["threads"] >= 1
     names = [layer["name"] for layer in result["layers"]]
     # ip feeds two layers: the net inserts Caffe's Split, named after the last producer
     assert names == ["data", "ip", "relu", "ip_relu_0_split", "deploy_only", "loss"]

@@ -1,7 +1,7 @@
 """`caffelite train` feedback: the live progress line and the metrics file beside snapshots."""
 import pytest
 
-from caffelite.metrics import read_metrics
+from caffelite.tools.metrics import read_metrics
 from tests.test_cli_train import train, workdir  # noqa: F401  (the fixture and the runner)
 
 

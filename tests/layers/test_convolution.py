@@ -4,8 +4,8 @@ import pytest
 
 import caffelite.layers.convolution as convolution
 from caffelite.blob import Blob
-from caffelite.conv_kernels import im2col_images
 from caffelite.errors import NetError
+from caffelite.kernels.im2col_compiled import im2col_images
 from caffelite.layer import TEST, TRAIN
 from tests.gradient_check import blob_from, check_gradient, make_layer
 from tests.reference.conv_naive import conv_naive

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 import caffelite.layers.convolution as convolution
-from caffelite import backend
+from caffelite import runtime
 from caffelite.blob import Blob
-from caffelite.dft_conv import DftPlan, right_product
+from caffelite.kernels.dft_conv import DftPlan, right_product
 from tests.gradient_check import blob_from, check_gradient, make_layer
 from tests.layers.test_convolution import conv_layer, run
 from tests.reference.conv_naive import conv_naive, deconv_naive
@@ -176,9 +176,9 @@ def test_batch_split_among_threads_gives_the_same_results(channels, num_output, 
     monkeypatch.setattr(convolution, "PARALLEL_MIN_WORK", 1)  # split even this small batch
     x = rng.normal(size=(8, channels, 6, 6))
     dy = rng.normal(size=(8, num_output, 6, 6))  # each output channel its own weight gradient
-    results, saved = [], backend.num_threads()
+    results, saved = [], runtime.num_threads()
     for threads in (1, 2):
-        backend.set_num_threads(threads)
+        runtime.set_num_threads(threads)
         try:
             layer = conv_layer(num_output, (3, 3), pad=(1, 1))
             layer.rng = np.random.default_rng(3)
@@ -190,7 +190,7 @@ def test_batch_split_among_threads_gives_the_same_results(channels, num_output, 
             results.append([top[0].data.copy(), bottom[0].diff.copy(),
                             layer.blobs[0].diff.copy(), layer.blobs[1].diff.copy()])
         finally:
-            backend.set_num_threads(saved)
+            runtime.set_num_threads(saved)
     for one, two in zip(*results):
         np.testing.assert_allclose(two, one, rtol=1e-12, atol=1e-12)
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import caffelite.layers.inner_product as inner_product
-from caffelite import backend
+from caffelite import runtime
 from caffelite.blob import Blob
 from caffelite.errors import CaffeliteError
 from tests.gradient_check import blob_from, check_gradient, make_layer
@@ -102,8 +102,8 @@ def test_param_diffs_accumulate_bottom_diff_overwritten(rng):
 @pytest.mark.parametrize("transpose", [False, True])
 def test_split_among_threads_matches_the_formula(m, k, n, transpose, rng, monkeypatch):
     monkeypatch.setattr(inner_product, "PARALLEL_MIN_WORK", 1)  # split even these sizes
-    saved = backend.num_threads()
-    backend.set_num_threads(2)
+    saved = runtime.num_threads()
+    runtime.set_num_threads(2)
     try:
         layer, bottom, top = ip(f"num_output: {n} transpose: {str(transpose).lower()} {GAUSS}",
                                 rng.normal(size=(m, k)))
@@ -112,7 +112,7 @@ def test_split_among_threads_matches_the_formula(m, k, n, transpose, rng, monkey
             blob.diff[...] = 0
         layer.backward([top], [True], [bottom])
     finally:
-        backend.set_num_threads(saved)
+        runtime.set_num_threads(saved)
     w = layer.blobs[0].data.T if transpose else layer.blobs[0].data  # (N, K)
     x, dy = bottom.data, top.diff
     np.testing.assert_allclose(top.data, x @ w.T + layer.blobs[1].data, rtol=1e-12)

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from caffelite import pool_phases
 from caffelite.blob import Blob
 from caffelite.errors import NetError
+from caffelite.kernels import pool_phases
 from caffelite.layer import TEST, TRAIN
 from caffelite.layers import pooling
 from caffelite.layers.pooling import phased
@@ -104,7 +104,7 @@ def test_test_phase_max_matches_train(case, kernel_route, rng):
 def test_untracked_kernel_leaves_the_mask(rng):
     """max_pool_forward without track writes the maxima and nothing into the mask."""
     pytest.importorskip("numba", reason="Numba (the fast extra) is not installed")
-    from caffelite.pool_kernels import max_pool_forward
+    from caffelite.kernels.pool_compiled import max_pool_forward
     x = rng.normal(size=(3, 9, 9))
     top, mask = np.empty((3, 4, 4)), np.full((3, 4, 4), 7, np.int32)
     max_pool_forward(x, 3, 3, 0, 0, 2, 2, False, top, mask)

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from caffelite import backend
+from caffelite import runtime
 from caffelite.blob import Blob
 from caffelite.layers import relu
 from tests.gradient_check import blob_from, check_gradient, make_layer
@@ -79,13 +79,13 @@ def test_no_propagate_down_leaves_diff(rng):
 def test_split_among_threads_gives_the_same_values(slope, rng, monkeypatch):
     x = rng.normal(size=(4, 3, 5, 7))
     dy = rng.normal(size=x.shape)
-    results, saved = [], backend.num_threads()
-    monkeypatch.setattr(backend, "ELEMENTWISE_MIN", 16)  # split even these 420 values
-    splits, parallel = [], backend.parallel
-    monkeypatch.setattr(backend, "parallel", lambda *args, **kw: (splits.append(args[1]),
+    results, saved = [], runtime.num_threads()
+    monkeypatch.setattr(runtime.pool, "ELEMENTWISE_MIN", 16)  # split even these 420 values
+    splits, parallel = [], runtime.parallel
+    monkeypatch.setattr(runtime.pool, "parallel", lambda *args, **kw: (splits.append(args[1]),
                                                                   parallel(*args, **kw)))
     for threads in (1, 2):
-        backend.set_num_threads(threads)
+        runtime.set_num_threads(threads)
         try:
             layer, bottom, top = run(x.copy(), slope, in_place=True)
             y = top.data.copy()
@@ -93,7 +93,7 @@ def test_split_among_threads_gives_the_same_values(slope, rng, monkeypatch):
             layer.backward([top], [True], [bottom])
             results.append((y, bottom.diff.copy()))
         finally:
-            backend.set_num_threads(saved)
+            runtime.set_num_threads(saved)
     assert splits == [x.size, x.size] * 2  # forward and backward, in both runs
     np.testing.assert_array_equal(results[0][0], results[1][0])
     np.testing.assert_array_equal(results[0][1], results[1][1])

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from caffelite.config import read_net_param, read_solver_param
 from caffelite.errors import SolverError
+from caffelite.formats.config import read_net_param, read_solver_param
 from caffelite.proto import caffelite_pb2 as pb
 from caffelite.solvers import SGDSolver, Solver
 from tests.conftest import LENET_BVLC, ROOT, need_shared

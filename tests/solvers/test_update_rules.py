@@ -131,13 +131,13 @@ def test_iter_size_two_half_batches_equal_full_batches(data, solver_type):
 def test_chunked_update_on_threads_equals_whole_arrays(solver_type, regularization, monkeypatch):
     """The update runs a param in chunks split among the threads; every step is elementwise,
     so the weights and history equal those of one pass over whole arrays, bit for bit."""
-    from caffelite import backend
+    from caffelite import runtime
     from caffelite.solvers import solver as solver_module
 
     def train(chunk, split_min, threads):
         monkeypatch.setattr(solver_module, "UPDATE_CHUNK", chunk)
         monkeypatch.setattr(solver_module, "UPDATE_SPLIT_MIN", split_min)
-        monkeypatch.setattr(backend, "_num_threads", threads)
+        monkeypatch.setattr(runtime.threads, "_num_threads", threads)
         settings = {**SOLVER_SETTINGS[solver_type], "iter_size": 2}
         param = solver_param(mnist_net(batch_size=4, hidden=37, dropout=False),
                              type=solver_type, weight_decay=5e-3,

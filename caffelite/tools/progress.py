@@ -4,8 +4,8 @@ import time
 
 import numpy as np
 
+from ..solvers import lr_policy
 from .metrics import MetricsWriter
-from .solvers import lr_policy
 
 
 def _scalars(outputs):

@@ -2,9 +2,9 @@
 import inspect
 import sys
 
-from .net_spec import param_field
-from .proto import caffelite_pb2 as pb
-from .registry import LAYERS
+from ..net_spec import param_field
+from ..proto import caffelite_pb2 as pb
+from ..registry import LAYERS
 
 
 def _field_type(field):
@@ -27,7 +27,7 @@ def _default(field):
 
 
 def _is_repeated(field):
-    from .net_spec import is_repeated
+    from ..net_spec import is_repeated
 
     return is_repeated(field)
 
@@ -55,12 +55,12 @@ def layer_section(type_name):
 
 
 def render():
-    from . import layer_type_list
+    from .. import layer_type_list
 
     names = layer_type_list()
     head = ["# Layer reference", "",
             "Generated from caffelite's layer registry and schema by "
-            "`python -m caffelite.layer_docs > docs/layers.md`; a test keeps it current.", "",
+            "`python -m caffelite.tools.layer_docs > docs/layers.md`; a test keeps it current.", "",
             "Every layer also takes LayerParameter's common fields: `name`, `type`, `bottom`, "
             "`top`, `phase`, `loss_weight`, `param` (ParamSpec: `name`, `share_mode`, "
             "`lr_mult`, `decay_mult`), `propagate_down`, `include`/`exclude` (NetStateRule).",

@@ -1,4 +1,4 @@
-"""im2col as a compiled loop nest (backend.Kernel, with Numba).
+"""im2col as a compiled loop nest (runtime.Kernel, with Numba).
 
 Convolution's per-image route (wide outputs, no groups) copies a few images' windows into a
 column buffer and multiplies them by the weights at once, while the buffer (C·∏kernel + 1
@@ -11,7 +11,7 @@ keeps LLVM from vectorizing the copies.
 """
 import numpy as np
 
-from .backend import Kernel
+from ..runtime import Kernel
 
 U = np.uint64
 

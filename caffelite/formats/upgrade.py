@@ -10,10 +10,10 @@ enum into `type` and, unlike Caffe, also upgrades nets held inline in the solver
 import os
 import warnings
 
+from ..errors import ConfigError
+from ..proto import caffelite_pb2 as pb
+from ..registry import suggest
 from .config_errors import is_repeated
-from .errors import ConfigError
-from .proto import caffelite_pb2 as pb
-from .registry import suggest
 
 V1 = pb.V1LayerParameter
 # V1LayerParameter.LayerType -> the V2 type string (Caffe's UpgradeV1LayerType).

@@ -1,4 +1,4 @@
-"""MAX pooling as compiled loops (backend.Kernel, with Numba): one pass over each image.
+"""MAX pooling as compiled loops (runtime.Kernel, with Numba): one pass over each image.
 
 The forward follows pool_phases.py's order in one loop nest per image: the image is copied
 into s_w column-phase planes (P[φ][r, u] = x[r − p_h, u·s_w + φ − p_w], −inf outside the
@@ -12,7 +12,7 @@ array's end, a test per access that keeps LLVM from vectorizing the loop (8x slo
 """
 import numpy as np
 
-from .backend import Kernel
+from ..runtime import Kernel
 from .im2col import FLT_MAX
 
 U = np.uint64

@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-from .backend import get_array_module
+from ..runtime import get_array_module
 
 # Caffe's -FLT_MAX: the start value of MAX pooling, left in windows that hold no input.
 FLT_MAX = float(np.finfo(np.float32).max)

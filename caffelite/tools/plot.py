@@ -1,5 +1,5 @@
 """Training curves: train loss, test loss and accuracy, and lr against iterations or seconds."""
-from .errors import CaffeliteError
+from ..errors import CaffeliteError
 
 
 def _series(records, phase, name, x):

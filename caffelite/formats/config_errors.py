@@ -12,9 +12,9 @@ import re
 import numpy as np
 import yaml
 
-from .errors import ConfigError
-from .proto import caffelite_pb2 as pb
-from .registry import suggest
+from ..errors import ConfigError
+from ..proto import caffelite_pb2 as pb
+from ..registry import suggest
 
 # Fields that moved in Caffe's V1 -> V2 upgrade; a V2 layer that still uses them gets this hint.
 LEGACY_HINTS = {

@@ -11,7 +11,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from .errors import CaffeliteError
+from ..errors import CaffeliteError
 
 METRICS_SUFFIX = ".metrics.jsonl"
 

@@ -107,7 +107,7 @@ def convert_idx_dir(idx_dir, out):
 
 def write_npz(path, **arrays):
     """Compressed .npz written to a temporary file and renamed, so no torn file is left."""
-    from ..io import atomic_write
+    from ..formats.binary import atomic_write
 
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)

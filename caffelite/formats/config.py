@@ -15,9 +15,9 @@ import numpy as np
 import yaml
 from google.protobuf import json_format, text_format
 
+from ..errors import ConfigError, read_bytes
+from ..proto import caffelite_pb2 as pb
 from . import config_errors as E
-from .errors import ConfigError, read_bytes
-from .proto import caffelite_pb2 as pb
 from .upgrade import upgrade_net_param, upgrade_snapshot_prefix, upgrade_solver_param
 
 URL_PREFIX = "caffelite://"

@@ -17,10 +17,10 @@ import yaml
 from google.protobuf import text_format
 from google.protobuf.message import DecodeError
 
-from .blob import proto_shape
-from .errors import CaffeliteError, WeightsError, read_bytes
-from .io import HDF5_MAGIC
-from .proto import caffelite_pb2 as pb
+from ..blob import proto_shape
+from ..errors import CaffeliteError, WeightsError, read_bytes
+from ..formats.binary import HDF5_MAGIC
+from ..proto import caffelite_pb2 as pb
 
 KIND_TITLES = {
     "net": "net config", "solver": "solver config",
@@ -186,7 +186,7 @@ def _identify(path, raw):
         return "hdf5", None
     text = as_text(raw)
     if text is not None:
-        from .config import config_kind
+        from ..formats.config import config_kind
 
         syntax = sniff_syntax(text, path)
         return config_kind(text, syntax), (text, syntax)
@@ -241,7 +241,7 @@ def _phase_rules(lp):
 
 
 def _read_config(report, parsed, kind):
-    from .config import parse_net_text, parse_solver_text
+    from ..formats.config import parse_net_text, parse_solver_text
 
     text, syntax = parsed
     reader = parse_net_text if kind == "net" else parse_solver_text
@@ -251,8 +251,8 @@ def _read_config(report, parsed, kind):
 
 
 def _net(report, parsed, raw):
-    from .config import resolve_net_paths
-    from .net_filter import layer_included
+    from ..formats.config import resolve_net_paths
+    from ..net_filter import layer_included
 
     param = _read_config(report, parsed, "net")
     report.title += f', net "{param.name}"' if param.name else ""
@@ -272,7 +272,7 @@ def _net(report, parsed, raw):
     report.lines.append(f"{plural(len(param.layer), 'layer')}; {len(kept.layer)} in phase TEST"
                         + (f"; not in TEST: {', '.join(others)}" if others else ""))
     try:
-        from .net import Net
+        from ..net import Net
 
         net = Net(resolve_net_paths(param, report.path), phase=pb.TEST)
     except Exception as exc:  # best effort: a missing data source still leaves the layer list
@@ -298,8 +298,8 @@ def _net(report, parsed, raw):
 
 
 def _solver(report, parsed, raw):
-    from .config import resolve_path
-    from .upgrade import upgrade_snapshot_prefix
+    from ..formats.config import resolve_path
+    from ..formats.upgrade import upgrade_snapshot_prefix
 
     param = upgrade_snapshot_prefix(_read_config(report, parsed, "solver"), report.path)
     policy = param.lr_policy or "(none set)"
@@ -340,7 +340,7 @@ def _solver(report, parsed, raw):
 
 def _caffemodel(report, net, raw):
     if len(net.layers):
-        from .io import load_caffemodel
+        from ..formats.binary import load_caffemodel
 
         net = load_caffemodel(report.path)  # V1 `layers` upgraded to `layer`
     rows, total, with_diff = [], 0, False
@@ -380,7 +380,7 @@ def _history_guess(count, params):
 
 
 def _solverstate(report, state, raw):
-    from .solvers import snapshot as snap
+    from ..solvers import snapshot as snap
 
     report.lines.append(f"iter: {state.iter:,}")
     params = 0
@@ -436,7 +436,7 @@ def _sidecar_line(record):
 
 
 def _binaryproto(report, blob, raw):
-    from .io import read_blob_array
+    from ..formats.binary import read_blob_array
 
     array = read_blob_array(blob).astype(np.float64)
     legacy = not blob.HasField("shape")
@@ -450,7 +450,7 @@ def _binaryproto(report, blob, raw):
         means = " ".join(f"{m:.6g}" for m in array[0].mean(axis=(1, 2)))
         report.lines.append(f"per-channel mean: {means}")
     report.hints.append("a mean file: transform_param { mean_file: ... } or "
-                        "caffelite.io.read_binaryproto()")
+                        "caffelite.formats.binary.read_binaryproto()")
 
 
 def _hdf5(report, parsed, raw):

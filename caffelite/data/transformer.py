@@ -1,8 +1,8 @@
 """DataTransformer: out = mirror(crop((x − mean) · scale)), Caffe's TransformationParameter."""
 import numpy as np
 
-from .errors import CaffeliteError
-from .proto import caffelite_pb2 as pb
+from ..errors import CaffeliteError
+from ..proto import caffelite_pb2 as pb
 
 
 class DataTransformer:
@@ -32,7 +32,9 @@ class DataTransformer:
             raise error("transform_param sets both mean_file and mean_value; give only one")
         self.mean = None
         if self.mean_file:
-            from .io import read_binaryproto  # binaryproto reading lives with the other formats
+            from ..formats.binary import (
+                read_binaryproto,  # binaryproto reading lives with the other formats
+            )
 
             try:
                 self.mean = np.asarray(read_binaryproto(self.mean_file))

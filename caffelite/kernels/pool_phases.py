@@ -20,7 +20,7 @@ chunk's passes use are made once per call (_Forward, _Backward), not once per ch
 """
 import numpy as np
 
-from .backend import get_array_module, num_threads
+from ..runtime import get_array_module, num_threads
 from .im2col import FLT_MAX
 
 # Input cells per chunk and thread. A pass over arrays held in L2 runs 3-5x faster than one

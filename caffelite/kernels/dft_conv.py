@@ -22,7 +22,7 @@ Data layouts, for a batch part of nb images (C in, M out, H×W in, P×Q out, F =
 """
 import numpy as np
 
-from .backend import get_array_module, matmul, parallel, stacked_matmul
+from ..runtime import get_array_module, matmul, parallel, stacked_matmul
 
 
 class DftPlan:

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 from google.protobuf import text_format
 
-from caffelite import Net, backend
+from caffelite import Net, runtime
 from caffelite.proto import caffelite_pb2 as pb
 
 
 @pytest.fixture
 def two_threads(monkeypatch):
-    monkeypatch.setattr(backend, "_num_threads", 2)
+    monkeypatch.setattr(runtime.threads, "_num_threads", 2)
 
 
 def test_parallel_covers_every_item_once_on_two_threads(two_threads):
@@ -25,14 +25,14 @@ def test_parallel_covers_every_item_once_on_two_threads(two_threads):
         threads.add(threading.get_ident())
     for _ in range(50):  # the workers are reused call after call
         ranges.clear()
-        backend.parallel(work, 101)
+        runtime.parallel(work, 101)
         assert sorted(ranges) == [(0, 50), (50, 101)]
     assert len(threads) == 2
 
 
 def test_parallel_runs_one_range_below_min_items(two_threads):
     ranges = []
-    backend.parallel(lambda start, stop: ranges.append((start, stop)), 10, min_items=6)
+    runtime.parallel(lambda start, stop: ranges.append((start, stop)), 10, min_items=6)
     assert ranges == [(0, 10)]
 
 
@@ -43,9 +43,9 @@ def test_an_error_in_a_range_reaches_the_caller_and_the_pool_goes_on(two_threads
         if start == failing_start:
             raise ValueError(f"range {start}")
     with pytest.raises(ValueError, match=f"range {failing_start}"):
-        backend.parallel(work, 10)
+        runtime.parallel(work, 10)
     ranges = []
-    backend.parallel(lambda start, stop: ranges.append((start, stop)), 10)
+    runtime.parallel(lambda start, stop: ranges.append((start, stop)), 10)
     assert sorted(ranges) == [(0, 5), (5, 10)]
 
 
@@ -54,9 +54,9 @@ def test_nested_parallel_runs_its_ranges_in_the_calling_thread(two_threads):
 
     def outer(start, stop):
         me = threading.get_ident()
-        backend.parallel(lambda a, b: inner.append((start, a, b, threading.get_ident() == me)),
+        runtime.parallel(lambda a, b: inner.append((start, a, b, threading.get_ident() == me)),
                          4)
-    backend.parallel(outer, 2)
+    runtime.parallel(outer, 2)
     assert sorted(inner) == [(0, 0, 2, True), (0, 2, 4, True), (1, 0, 2, True),
                              (1, 2, 4, True)]
 
@@ -87,21 +87,21 @@ def interrupted_while(start_work):
 def test_ctrl_c_while_waiting_for_a_worker_waits_for_its_range(two_threads):
     """KeyboardInterrupt in the join: the worker's range finishes before it propagates, so
     the next parallel() does not start while the old range still runs."""
-    assert interrupted_while(lambda wait: backend.parallel(
+    assert interrupted_while(lambda wait: runtime.parallel(
         lambda start, stop: start and wait(), 2)) == [True]
     finished = []
-    backend.parallel(lambda start, stop: start and (time.sleep(0.1), finished.append(start)), 2)
+    runtime.parallel(lambda start, stop: start and (time.sleep(0.1), finished.append(start)), 2)
     assert finished == [1]  # joined this call, not the interrupted one
 
 
 def test_ctrl_c_while_waiting_for_deferred_tasks_waits_for_them(two_threads):
     def deferred(wait):
-        with backend.deferring():
-            assert backend.defer(wait)
+        with runtime.deferring():
+            assert runtime.defer(wait)
     assert interrupted_while(deferred) == [True]
 
 
-needs_fp_modes = pytest.mark.skipif(backend._fp_modes is None,
+needs_fp_modes = pytest.mark.skipif(runtime.fpmode._fp_modes is None,
                                     reason="denormal flushing needs glibc's fesetmode on x86-64")
 
 
@@ -113,31 +113,31 @@ def half_of_tiny():
 @needs_fp_modes
 def test_flush_denormals_inside_passes_only(two_threads):
     assert half_of_tiny() > 0
-    with backend.flush_denormals():
+    with runtime.flush_denormals():
         assert half_of_tiny() == 0
-        with backend.flush_denormals():
+        with runtime.flush_denormals():
             assert half_of_tiny() == 0
         assert half_of_tiny() == 0  # still inside the outer one
         seen = {}
-        backend.parallel(lambda start, stop: seen.update({start: half_of_tiny()}), 2)
+        runtime.parallel(lambda start, stop: seen.update({start: half_of_tiny()}), 2)
         assert seen == {0: 0.0, 1: 0.0}  # the pool's thread follows its caller
-        with backend.deferring():
-            backend.defer(lambda: seen.update({"deferred": half_of_tiny()}))
+        with runtime.deferring():
+            runtime.defer(lambda: seen.update({"deferred": half_of_tiny()}))
         assert seen["deferred"] == 0
     assert half_of_tiny() > 0
     seen.clear()
-    backend.parallel(lambda start, stop: seen.update({start: half_of_tiny()}), 2)
+    runtime.parallel(lambda start, stop: seen.update({start: half_of_tiny()}), 2)
     assert seen[0] > 0 and seen[1] > 0  # and back again outside
 
 
 @needs_fp_modes
 def test_flush_denormals_can_be_turned_off(monkeypatch):
-    monkeypatch.setattr(backend, "_flush_enabled", True)
-    backend.set_flush_denormals(False)
-    with backend.flush_denormals():
+    monkeypatch.setattr(runtime.fpmode, "_flush_enabled", True)
+    runtime.set_flush_denormals(False)
+    with runtime.flush_denormals():
         assert half_of_tiny() > 0
-    backend.set_flush_denormals(True)
-    with backend.flush_denormals():
+    runtime.set_flush_denormals(True)
+    with runtime.flush_denormals():
         assert half_of_tiny() == 0
 
 
@@ -160,14 +160,14 @@ def test_a_net_pass_flushes_and_leaves_the_caller_as_it_was():
 def test_compiled_kernels_follow_the_setting_and_the_environment():
     import subprocess
     import sys
-    previous = backend.set_compiled_kernels(False)
+    previous = runtime.set_compiled_kernels(False)
     try:
-        assert not backend.compiled_kernels()
-        backend.set_compiled_kernels(True)
-        assert backend.compiled_kernels() == bool(backend._numba_module())
+        assert not runtime.compiled_kernels()
+        runtime.set_compiled_kernels(True)
+        assert runtime.compiled_kernels() == bool(runtime.compiled._numba_module())
     finally:
-        backend.set_compiled_kernels(previous)
-    code = "from caffelite import backend; print(backend.compiled_kernels())"
+        runtime.set_compiled_kernels(previous)
+    code = "from caffelite import runtime; print(runtime.compiled_kernels())"
     off = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={**os.environ, "CAFFELITE_NUMBA": "0"}, check=True)
     assert off.stdout.strip() == "False"
@@ -179,8 +179,8 @@ def test_a_kernel_runs_its_function_compiled_and_on_two_threads(two_threads):
     def fill(out, value):
         for i in range(out.size):
             out[i] = value + i
-    kernel = backend.Kernel(fill)
+    kernel = runtime.Kernel(fill)
     out = np.zeros(10)
-    backend.parallel(lambda start, stop: kernel(out[start:stop], float(start)), 10)
+    runtime.parallel(lambda start, stop: kernel(out[start:stop], float(start)), 10)
     np.testing.assert_array_equal(out, np.arange(10.0))
     assert kernel.compiled is not None and kernel.__name__ == "fill"

@@ -1,0 +1,1 @@
+"""Training data: the sources a Data layer reads (bundled digits, .npz) and the DataTransformer."""

@@ -1,0 +1,1 @@
+"""What the CLI presents: drawings, plots, file inspection, metrics, progress, layer docs."""
