@@ -1,0 +1,78 @@
+"""NumPy's OpenBLAS thread count, read and set through its C entry points."""
+import ctypes
+import threading
+
+# NumPy's OpenBLAS has no Python API for its thread count; its C entry points are called
+# directly (the names differ between NumPy's bundled scipy-openblas and a system OpenBLAS).
+_BLAS_SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
+                 "openblas_set_num_threads64_", "openblas_set_num_threads")
+_blas = None
+
+
+def _blas_functions():
+    """(set, get) of the OpenBLAS NumPy loaded, or (None, None)."""
+    global _blas
+    if _blas is None:
+        _blas = (None, None)
+        try:
+            with open("/proc/self/maps") as maps:
+                paths = {line.split()[-1] for line in maps if "openblas" in line.lower()}
+        except OSError:  # not Linux: leave BLAS threads alone
+            paths = set()
+        for path in sorted(paths):
+            try:
+                lib = ctypes.CDLL(path)
+            except OSError:
+                continue
+            for name in _BLAS_SETTERS:
+                if hasattr(lib, name):
+                    get = getattr(lib, name.replace("set_", "get_"), None)
+                    _blas = (getattr(lib, name), get)
+                    break
+            if _blas[0] is not None:
+                break
+    return _blas
+
+
+def blas_threads():
+    """The thread count of NumPy's OpenBLAS, or None when it cannot be read."""
+    _, get = _blas_functions()
+    return int(get()) if get is not None else None
+
+
+def set_blas_threads(count):
+    """Set NumPy's OpenBLAS thread count (process-wide); False when it cannot be set."""
+    setter, _ = _blas_functions()
+    if setter is None:
+        return False
+    setter(int(count))
+    return True
+
+
+_blas_lock = threading.Lock()
+_blas_depth = 0
+_blas_saved = None
+
+
+class single_blas_thread:
+    """Context (re-entrant): OpenBLAS on one thread while caffelite runs layers, restored on
+    the way out. caffelite's own thread count decides how many cores a pass uses: OpenBLAS's
+    idle threads spin for a while after each call and would take the cores our threads need
+    (or, with one caffelite thread, the core another process needs)."""
+
+    def __enter__(self):
+        global _blas_depth, _blas_saved
+        with _blas_lock:
+            if _blas_depth == 0:
+                _blas_saved = blas_threads()
+                if _blas_saved not in (None, 1):
+                    set_blas_threads(1)
+            _blas_depth += 1
+        return self
+
+    def __exit__(self, *exc):
+        global _blas_depth
+        with _blas_lock:
+            _blas_depth -= 1
+            if _blas_depth == 0 and _blas_saved not in (None, 1):
+                set_blas_threads(_blas_saved)
