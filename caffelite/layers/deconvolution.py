@@ -1,10 +1,11 @@
 """Deconvolution: y = col2im(Wᵀ · x) + b, the transpose (backward) of Convolution."""
 from math import prod
 
+from ..kernels.conv_route_batch_last import grouped_matmul
 from ..kernels.im2col import col2im, deconv_out_size
 from ..registry import register_layer
 from ..runtime import get_array_module
-from .convolution import ConvolutionLayer, grouped_matmul
+from .convolution import ConvolutionLayer
 
 
 @register_layer("Deconvolution")

@@ -5,6 +5,7 @@ import pytest
 import caffelite.layers.convolution as convolution
 from caffelite.blob import Blob
 from caffelite.errors import NetError
+from caffelite.kernels import conv_route_per_image
 from caffelite.kernels.im2col_compiled import im2col_images
 from caffelite.layer import TEST, TRAIN
 from tests.gradient_check import blob_from, check_gradient, make_layer
@@ -49,7 +50,7 @@ def test_route_runs_the_compiled_kernel(conv_route, monkeypatch, rng):
     """Each route's tests run the code they name: the compiled im2col runs exactly on its route
     (forward and, with the columns not kept, backward)."""
     calls = []
-    monkeypatch.setattr(convolution, "im2col_images", lambda *args: (
+    monkeypatch.setattr(conv_route_per_image, "im2col_images", lambda *args: (
         calls.append(args[-1].shape), im2col_images(*args))[1])
     monkeypatch.setattr(convolution, "COL_BUFFER_ELEMENTS", 2 * 28 * 25)  # 2 images a chunk
     layer = conv_layer(4, (3, 3), pad=(1, 1))
@@ -195,7 +196,7 @@ def test_batch_chunks_give_the_same_results(rng, monkeypatch):
 def test_test_phase_matches_train_phase(group_bytes, rng, monkeypatch):
     """A TEST net's layer may keep no columns (the compiled route reuses one group's buffer);
     forward gives the same top, and a backward still gives the same gradients."""
-    monkeypatch.setattr(convolution, "GROUP_BYTES", group_bytes)
+    monkeypatch.setattr(conv_route_per_image, "GROUP_BYTES", group_bytes)
     text = ("type: 'Convolution' convolution_param { num_output: 4 kernel_size: 3 pad: 1 "
             "weight_filler { type: 'gaussian' std: 0.5 } bias_filler { type: 'gaussian' } }")
     x, dy = rng.normal(size=(5, 3, 6, 6)), rng.normal(size=(5, 4, 6, 6))

@@ -6,6 +6,7 @@ import pytest
 import caffelite.layers.convolution as convolution
 from caffelite import runtime
 from caffelite.blob import Blob
+from caffelite.kernels import conv_route_dft
 from caffelite.kernels.dft_conv import DftPlan, right_product
 from tests.gradient_check import blob_from, check_gradient, make_layer
 from tests.layers.test_convolution import conv_layer, run
@@ -39,7 +40,7 @@ def test_right_product_is_the_real_form_of_the_complex_product():
 @pytest.fixture
 def dft_always(monkeypatch):
     """Every convolution that the DFT route can take takes it."""
-    monkeypatch.setattr(convolution, "DFT_BELOW", float("inf"))
+    monkeypatch.setattr(conv_route_dft, "DFT_BELOW", float("inf"))
 
 
 def test_layers_take_the_route_that_needs_fewer_multiply_adds():
@@ -152,7 +153,7 @@ def test_float32_cifar_layer_matches_im2col_within_rounding(rng, monkeypatch):
     dy = rng.normal(size=(6, 32, 16, 16)).astype(np.float32)
     results = []
     for below in (float("inf"), 0.0):
-        monkeypatch.setattr(convolution, "DFT_BELOW", below)
+        monkeypatch.setattr(conv_route_dft, "DFT_BELOW", below)
         layer = make_layer("type: 'Convolution' convolution_param { num_output: 32 "
                            "kernel_size: 5 pad: 2 weight_filler { type: 'gaussian' std: 0.05 } "
                            "}", dtype=np.float32)
