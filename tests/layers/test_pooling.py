@@ -4,10 +4,10 @@ import pytest
 
 from caffelite.blob import Blob
 from caffelite.errors import NetError
-from caffelite.kernels import pool_phases
+from caffelite.kernels import pool_ave, pool_phases
+from caffelite.kernels.pool_max import phased
 from caffelite.layer import TEST, TRAIN
 from caffelite.layers import pooling
-from caffelite.layers.pooling import phased
 from tests.gradient_check import blob_from, check_gradient, make_layer
 from tests.reference.pool_naive import (
     FLT_MAX,
@@ -117,7 +117,7 @@ def test_untracked_kernel_leaves_the_mask(rng):
 def ave_route(request, monkeypatch):
     """AVE pooling's two ways to sum windows: one GEMM with the window matrix (few outputs
     per image), or the phase planes (pool_phases.py; global pooling reduces whole windows)."""
-    monkeypatch.setattr(pooling, "DENSE_MAX_OUTPUTS", 10**9 if request.param == "dense" else 0)
+    monkeypatch.setattr(pool_ave, "DENSE_MAX_OUTPUTS", 10**9 if request.param == "dense" else 0)
     return request.param
 
 
@@ -126,7 +126,7 @@ def test_ave_matches_caffe_loop(case, ave_route, rng):
     n, c, h, w, kernel, stride, pad, floor = case
     x = rng.normal(size=(n, c, h, w))
     _, top = run(pool_layer("AVE", kernel, stride, pad, floor), x)
-    assert pooling.dense(top[0].shape[2:]) == (ave_route == "dense")
+    assert pool_ave.dense(top[0].shape[2:]) == (ave_route == "dense")
     np.testing.assert_allclose(top[0].data, ave_pool_naive(x, kernel, pad, stride, not floor),
                                rtol=1e-13, atol=1e-14)
 
@@ -352,7 +352,7 @@ def test_one_layer_through_changing_shapes(method, small_chunks, ave_route, kern
 def test_ave_planes_match_caffe_loop(case, small_chunks, monkeypatch, rng):
     h, w, kernel, stride, pad = case
     small_chunks(h, w)
-    monkeypatch.setattr(pooling, "DENSE_MAX_OUTPUTS", 0)
+    monkeypatch.setattr(pool_ave, "DENSE_MAX_OUTPUTS", 0)
     x = rng.normal(size=(2, 5, h, w))
     layer = pool_layer("AVE", kernel, stride, pad)
     bottom, top = run(layer, x)
