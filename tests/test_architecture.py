@@ -95,3 +95,19 @@ def test_modules_stay_small():
     unexplained = {m: n for m, n in long.items() if m not in LONG_MODULES}
     assert not unexplained, (f"modules over {LINE_LIMIT} lines: {unexplained}; split them, or "
                              "explain why not in docs/architecture.md and LONG_MODULES")
+
+
+def test_public_names_stay_importable():
+    """The paths users import from pycaffe habits and earlier releases survive the layout."""
+    import importlib
+
+    import caffelite
+    for name in ("Net", "NetSpec", "params", "get_solver", "SGDSolver", "read_net_param",
+                 "write_net_param", "layer_type_list", "TRAIN", "TEST"):
+        assert getattr(caffelite, name) is not None
+    for module in ("caffelite.io", "caffelite.draw", "caffelite.net_spec", "caffelite.layers",
+                   "caffelite.proto", "caffelite.runtime"):
+        importlib.import_module(module)
+    from caffelite.draw import draw_net_to_file  # noqa: F401
+    from caffelite.io import load_caffemodel, read_binaryproto, save_caffemodel  # noqa: F401
+    from caffelite.proto import caffelite_pb2  # noqa: F401
