@@ -214,3 +214,51 @@ def test_window_outside_its_image_in_warp_mode(window_file):
     with pytest.raises(NetError, match=r"window \(0, 0, 60, 5\) of image #0 .* does not lie "
                                        r"inside its 52×40 pixels"):
         layer.forward([], top)
+
+
+def test_bvlc_pascal_finetune_window_layer(tmp_path):
+    """The TRAIN WindowData layer of BVLC's pascal_finetune_trainval_test.prototxt (paths
+    changed only): batch 128 of 227² crops, context_pad 16, mirror, a 256² mean file."""
+    from conftest import EXAMPLES, need_shared
+
+    net = text_format.Parse(need_shared(EXAMPLES / "finetune_pascal_detection" /
+                                        "pascal_finetune_trainval_test.prototxt").read_text(),
+                            pb.NetParameter())
+    param = net.layer[0]
+    assert param.type == "WindowData"
+    rng = np.random.default_rng(4)
+    lines = []
+    for k, (h, w) in enumerate([(300, 250), (180, 320)]):
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(
+            tmp_path / f"im{k}.png")
+        lines += [f"# {k}", str(tmp_path / f"im{k}.png"), f"3 {h} {w}", "3",
+                  f"{k + 1} 0.8 10 20 {w - 30} {h - 5}", "0 0.2 0 0 50 60",
+                  f"{k + 3} 0.6 {w // 2} {h // 3} {w - 1} {h - 1}"]
+    (tmp_path / "windows.txt").write_text("\n".join(lines) + "\n")
+    mean = rng.uniform(0, 255, (1, 3, 256, 256)).astype(np.float32)
+    write_binaryproto(mean, tmp_path / "mean.binaryproto")
+    param.window_data_param.source = str(tmp_path / "windows.txt")
+    param.transform_param.mean_file = str(tmp_path / "mean.binaryproto")
+    from caffelite.registry import LAYERS
+
+    layer = LAYERS.get("WindowData")(param, dtype=np.float32, rng=np.random.default_rng(SEED))
+    top = [Blob(dtype=np.float32), Blob(dtype=np.float32)]
+    layer.setup([], top)
+    layer.forward([], top)
+    assert top[0].shape == (128, 3, 227, 227)
+    assert np.all(top[1].data[:96] == 0) and np.all(top[1].data[96:] > 0)
+    draws = np.random.default_rng(SEED)
+    fg = [(k, lab, 0.0, *box) for k, lab, box in
+          [(0, 1, (10, 20, 220, 295)), (0, 3, (125, 100, 249, 299)),
+           (1, 2, (10, 20, 290, 175)), (1, 4, (160, 60, 319, 179))]]
+    bg = [(k, 0, 0.0, 0, 0, 50, 60) for k in range(2)]
+    picks = [(bg[int(draws.integers(2))], bool(draws.integers(2)))]
+    for _ in range(95):  # the other bg samples' window and mirror draws
+        draws.integers(2), draws.integers(2)
+    picks.append((fg[int(draws.integers(4))], bool(draws.integers(2))))
+    for item, (window, flip) in zip((0, 96), picks):  # the first bg and the first fg
+        data, label = expected_sample(tmp_path, window, flip, 227, 16, False, mean[0],
+                                      (256 - 227) // 2, 1.0)
+        np.testing.assert_array_equal(top[0].data[item], data)
+        assert top[1].data[item] == label
+
