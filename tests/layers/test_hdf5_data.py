@@ -327,3 +327,21 @@ def test_solver_resume_is_bit_identical(three_files, tmp_path):
     for a, b in zip(params_of(straight), params_of(resumed)):
         np.testing.assert_array_equal(a, b)
     assert not np.array_equal(params_of(first)[0], params_of(straight)[0])
+
+
+def test_cli_reports_a_missing_dataset_in_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    from caffelite.cli import main
+
+    write_h5(tmp_path / "a.h5", data=np.zeros((4, 3), np.float32))
+    write_list(tmp_path / "l.txt", ["a.h5"])
+    (tmp_path / "net.prototxt").write_text(
+        'layer { name: "h" type: "HDF5Data" top: "data" top: "label" '
+        'hdf5_data_param { source: "l.txt" batch_size: 2 } }')
+    result = CliRunner().invoke(main, ["time", "--model", str(tmp_path / "net.prototxt"),
+                                       "--iterations", "1"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    errors = [line for line in result.output.splitlines() if "error" in line]
+    assert len(errors) == 1 and errors[0].startswith("caffelite: error:")
+    assert "a.h5 has no dataset 'label'" in errors[0]
