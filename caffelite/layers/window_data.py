@@ -102,7 +102,7 @@ def window_geometry(box, image_hw, crop, context_pad, square, mirror):
 
 
 def _resize_axis(src, dst, clamp):
-    """Source indices and float32 weights of OpenCV's INTER_LINEAR along one axis."""
+    """Source indices and 11-bit fixed-point weights of OpenCV's INTER_LINEAR on one axis."""
     position = ((np.arange(dst) + 0.5) * (1.0 / (dst / src)) - 0.5).astype(np.float32)
     first = np.floor(position).astype(np.int64)
     frac = position - first.astype(np.float32)
@@ -113,22 +113,29 @@ def _resize_axis(src, dst, clamp):
     second = np.clip(first + 1, 0, src - 1)
     first = np.clip(first, 0, src - 1)  # rows: only the indices are clamped
     one, unit = np.float32(1), np.float32(2048)
-    return first, second, np.rint((one - frac) * unit).astype(np.int64), \
-        np.rint(frac * unit).astype(np.int64)
+    return first, second, np.rint((one - frac) * unit).astype(np.int32), \
+        np.rint(frac * unit).astype(np.int32)
 
 
 def resize_linear(image, height, width):
     """cv::resize(INTER_LINEAR) of an 8-bit (H, W, C) image, bit for bit: OpenCV's 11-bit
-    fixed-point weights, a horizontal pass, then its vertical pass's rounding."""
+    fixed-point weights, a horizontal pass over the rows used, then its vertical pass's
+    rounding ((row >> 4) · weight >> 16 per row, + 2 >> 2). int32 holds every step."""
     x0, x1, ax0, ax1 = _resize_axis(image.shape[1], width, clamp=True)
     y0, y1, by0, by1 = _resize_axis(image.shape[0], height, clamp=False)
-    pixels = image.astype(np.int64)
-    ax0, ax1 = ax0[None, :, None], ax1[None, :, None]
-    row0 = pixels[y0][:, x0] * ax0 + pixels[y0][:, x1] * ax1
-    row1 = pixels[y1][:, x0] * ax0 + pixels[y1][:, x1] * ax1
-    by0, by1 = by0[:, None, None], by1[:, None, None]
-    value = (((by0 * (row0 >> 4)) >> 16) + ((by1 * (row1 >> 4)) >> 16) + 2) >> 2
-    return np.clip(value, 0, 255).astype(np.uint8)
+    used = np.unique(np.concatenate([y0, y1]))
+    rows = image[used].astype(np.int32)
+    horizontal = rows[:, x0] * ax0[None, :, None] + rows[:, x1] * ax1[None, :, None]
+    horizontal >>= 4
+    top, bottom = horizontal[np.searchsorted(used, y0)], horizontal[np.searchsorted(used, y1)]
+    top *= by0[:, None, None]
+    bottom *= by1[:, None, None]
+    top >>= 16
+    bottom >>= 16
+    top += bottom
+    top += 2
+    top >>= 2
+    return np.clip(top, 0, 255).astype(np.uint8)
 
 
 def decode_bgr(data, path, error):
@@ -261,20 +268,22 @@ class WindowDataLayer(Layer):
     def forward(self, bottom, top):
         data, labels = top[0].data, top[1].data
         data[...] = 0
-        item = 0
+        item, decoded = 0, {}  # an image sampled twice in a batch is decoded once
         for pool, count in ((self.bg, self.batch_size - self.num_fg), (self.fg, self.num_fg)):
             for _ in range(count):
                 window = pool[int(self.rng.integers(len(pool)))]
                 mirror = bool(self.rng.integers(2)) if self.mirror else False
-                self._sample(window, mirror, data[item])
+                self._sample(window, mirror, data[item], decoded)
                 labels[item] = window[1]
                 item += 1
 
-    def _sample(self, window, mirror, out):
+    def _sample(self, window, mirror, out, decoded):
         k = int(window[0])
         path = self.images[k][0]
-        image = decode_bgr(self.cache[k] if self.cache is not None else self._read(k), path,
-                           self.error)
+        if k not in decoded:
+            decoded[k] = decode_bgr(self.cache[k] if self.cache is not None else self._read(k),
+                                    path, self.error)
+        image = decoded[k]
         (x1, y1, x2, y2), (out_h, out_w), (pad_h, pad_w) = window_geometry(
             window[3:], image.shape[:2], self.crop, self.param.context_pad, self.square, mirror)
         if not (0 <= x1 <= x2 < image.shape[1] and 0 <= y1 <= y2 < image.shape[0]) or \
