@@ -18,6 +18,8 @@ def read_window_file(source, root_folder, fg_threshold, bg_threshold, error):
     """(images, fg, bg): images [(path, (C, H, W))], windows as rows (image, label, overlap,
     x1, y1, x2, y2). Overlap ≥ fg_threshold: foreground (label > 0); < bg_threshold:
     background, label and overlap set to 0; windows in between are dropped."""
+    from ..formats.config import resolve_path
+
     try:
         with open(source, encoding="utf-8") as f:
             tokens = f.read().split()
@@ -45,7 +47,9 @@ def read_window_file(source, root_folder, fg_threshold, bg_threshold, error):
         if hashtag != "#" or index != str(len(images)):
             raise error(f"window file {source}: expected '# {len(images)}', got "
                         f"'{hashtag} {index}' (images are numbered 0, 1, ... in order)")
-        path = root_folder + take(1, "an image path", str)[0]
+        # root_folder + path as Caffe joins them; a relative result is looked up beside
+        # the window file first, then from the working directory (Caffe's only choice)
+        path = resolve_path(root_folder + take(1, "an image path", str)[0], source)
         shape = tuple(take(3, "channels height width"))
         for _ in range(take(1, "the number of windows")[0]):
             label, = take(1, "a class index")
@@ -157,7 +161,8 @@ class WindowDataLayer(Layer):
     """R-CNN's windows: each batch is bg samples, then int(batch_size·fg_fraction) fg ones.
 
     `window_data_param.source` is a window file: per image `# index` (0, 1, ... in order),
-    its path (prefixed by `root_folder`), `channels height width`, the number of windows,
+    its path (prefixed by `root_folder`; a relative one is looked up beside the window file,
+    then from the working directory), `channels height width`, the number of windows,
     then one `class overlap x1 y1 x2 y2` line per window (0-based, inclusive). Windows with
     overlap ≥ fg_threshold are foreground, < bg_threshold background (label 0); the others
     are not used. Each sample draws a window uniformly (with replacement) from its pool,

@@ -262,3 +262,14 @@ def test_bvlc_pascal_finetune_window_layer(tmp_path):
         np.testing.assert_array_equal(top[0].data[item], data)
         assert top[1].data[item] == label
 
+
+
+def test_relative_image_paths_are_found_beside_the_window_file(window_file, tmp_path,
+                                                               monkeypatch):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    text = layer_text(window_file).replace(f'root_folder: "{window_file}/" ', "")
+    layer, top = setup(text)
+    assert layer.images[0][0] == str(window_file / "im0.png")
+    layer.forward([], top)
