@@ -127,3 +127,31 @@ def test_bad_parameters_and_transform_warning(caplog):
     data, _ = arrays()
     net.forward()
     np.testing.assert_array_equal(net.blobs["data"].data, data[:2])  # not scaled
+
+
+@pytest.mark.timeout(120)
+def test_solver_resume_is_bit_identical(tmp_path):
+    """N iterations straight = K + snapshot + (set_input_arrays, restore) + N − K."""
+    from caffelite.solvers import Solver
+    from tests.solvers.nets import params_of, solver_param
+
+    net = text_format.Parse(NET % "", pb.NetParameter())
+    data, labels = arrays(10, seed=4)
+
+    def make_solver(name):
+        solver = Solver(solver_param(net, base_lr=0.05, momentum=0.9, max_iter=7,
+                                     snapshot_prefix=str(tmp_path / name / "s")))
+        solver.net.set_input_arrays(data, labels)
+        return solver
+
+    straight = make_solver("straight")
+    straight.step(7)
+    first = make_solver("first")
+    first.step(3)
+    _, state = first.snapshot()
+    resumed = make_solver("resumed")
+    resumed.restore(state)
+    assert resumed.net.layers[0].pos == 6
+    resumed.step(4)
+    for a, b in zip(params_of(straight), params_of(resumed)):
+        np.testing.assert_array_equal(a, b)

@@ -273,3 +273,34 @@ def test_relative_image_paths_are_found_beside_the_window_file(window_file, tmp_
     layer, top = setup(text)
     assert layer.images[0][0] == str(window_file / "im0.png")
     layer.forward([], top)
+
+
+@pytest.mark.timeout(120)
+def test_solver_resume_is_bit_identical(window_file, tmp_path):
+    """N iterations straight = K + snapshot + restore + N − K: the window and mirror draws
+    continue from the saved random stream."""
+    from caffelite.solvers import Solver
+    from tests.solvers.nets import params_of, solver_param
+
+    net = text_format.Parse(f"""
+      layer {{ name: "w" {layer_text(window_file, batch=4, crop=8,
+                                      transform="mirror: true mean_value: 128")} }}
+      layer {{ name: "ip" type: "InnerProduct" bottom: "data" top: "ip"
+               inner_product_param {{ num_output: 6 weight_filler {{ type: "xavier" }} }} }}
+      layer {{ name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "loss" }}
+    """, pb.NetParameter())
+
+    def make_solver(name):
+        return Solver(solver_param(net, base_lr=1e-3, max_iter=6,
+                                   snapshot_prefix=str(tmp_path / name / "s")))
+
+    straight = make_solver("straight")
+    straight.step(6)
+    first = make_solver("first")
+    first.step(2)
+    _, state = first.snapshot()
+    resumed = make_solver("resumed")
+    resumed.restore(state)
+    resumed.step(4)
+    for a, b in zip(params_of(straight), params_of(resumed)):
+        np.testing.assert_array_equal(a, b)
