@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 
+from ..data.opencv_resize import resize_linear
 from ..errors import CaffeliteError
 from ..layer import Layer
 from ..registry import register_layer
@@ -105,49 +106,19 @@ def window_geometry(box, image_hw, crop, context_pad, square, mirror):
     return (x1, y1, x2, y2), (out_h, out_w), (pad_h, pad_w)
 
 
-def _resize_axis(src, dst, clamp):
-    """Source indices and 11-bit fixed-point weights of OpenCV's INTER_LINEAR on one axis."""
-    position = ((np.arange(dst) + 0.5) * (1.0 / (dst / src)) - 0.5).astype(np.float32)
-    first = np.floor(position).astype(np.int64)
-    frac = position - first.astype(np.float32)
-    if clamp:  # columns: OpenCV clamps the position itself
-        outside = (first < 0) | (first >= src - 1)
-        frac[outside] = 0
-        first = np.clip(first, 0, src - 1)
-    second = np.clip(first + 1, 0, src - 1)
-    first = np.clip(first, 0, src - 1)  # rows: only the indices are clamped
-    one, unit = np.float32(1), np.float32(2048)
-    return first, second, np.rint((one - frac) * unit).astype(np.int32), \
-        np.rint(frac * unit).astype(np.int32)
-
-
-def resize_linear(image, height, width):
-    """cv::resize(INTER_LINEAR) of an 8-bit (H, W, C) image, bit for bit: OpenCV's 11-bit
-    fixed-point weights, a horizontal pass over the rows used, then its vertical pass's
-    rounding ((row >> 4) · weight >> 16 per row, + 2 >> 2). int32 holds every step."""
-    x0, x1, ax0, ax1 = _resize_axis(image.shape[1], width, clamp=True)
-    y0, y1, by0, by1 = _resize_axis(image.shape[0], height, clamp=False)
-    used = np.unique(np.concatenate([y0, y1]))
-    rows = image[used].astype(np.int32)
-    horizontal = rows[:, x0] * ax0[None, :, None] + rows[:, x1] * ax1[None, :, None]
-    horizontal >>= 4
-    top, bottom = horizontal[np.searchsorted(used, y0)], horizontal[np.searchsorted(used, y1)]
-    top *= by0[:, None, None]
-    bottom *= by1[:, None, None]
-    top >>= 16
-    bottom >>= 16
-    top += bottom
-    top += 2
-    top >>= 2
-    return np.clip(top, 0, 255).astype(np.uint8)
+def import_pillow(error):
+    """Pillow's Image module, or `error` naming the pip command that installs it."""
+    try:
+        from PIL import Image
+    except ImportError:
+        raise error('needs Pillow to decode images, which is not installed: '
+                    'pip install "caffelite[image]"') from None
+    return Image
 
 
 def decode_bgr(data, path, error):
     """An (H, W, 3) uint8 BGR image (OpenCV's imread colour) decoded with Pillow."""
-    try:
-        from PIL import Image
-    except ImportError:
-        raise error('needs Pillow to decode images: pip install "caffelite[image]"') from None
+    Image = import_pillow(error)
     try:
         with Image.open(io.BytesIO(data)) as image:
             rgb = np.asarray(image.convert("RGB"))
@@ -201,6 +172,7 @@ class WindowDataLayer(Layer):
         if transform.scale != 1:
             logger.warning("layer '%s' (WindowData) scales by window_data_param.scale; "
                            "transform_param.scale is ignored, as in Caffe", self.name)
+        import_pillow(self.error)  # a missing Pillow fails when the net is built
         self.param, self.mirror = param, bool(transform.mirror)
         self.batch_size, self.square = int(param.batch_size), param.crop_mode == "square"
         self.images, self.fg, self.bg = read_window_file(

@@ -1,6 +1,6 @@
 """WindowData: each sample equals Caffe's load_batch computed here directly (OpenCV's imread,
 resize and flip, Caffe's context-pad arithmetic, a per-pixel loop for mean and scale) for the
-same window and mirror draws; the resize is OpenCV's bit for bit; bad input gets clear errors."""
+same window and mirror draws; exact resume; bad input gets clear errors."""
 import numpy as np
 import pytest
 from google.protobuf import text_format
@@ -8,7 +8,6 @@ from google.protobuf import text_format
 from caffelite.blob import Blob
 from caffelite.errors import NetError
 from caffelite.formats.binary import write_binaryproto
-from caffelite.layers.window_data import resize_linear
 from caffelite.proto import caffelite_pb2 as pb
 from tests.gradient_check import make_layer
 
@@ -146,15 +145,6 @@ def test_samples_equal_caffes_computation(window_file, tmp_path, crop_mode, pad,
                                           crop_mode == "square", mean, mean_off, scale)
             np.testing.assert_array_equal(top[0].data[item], data)
             assert top[1].data[item] == label
-
-
-def test_resize_is_opencvs_bit_for_bit():
-    rng = np.random.default_rng(1)
-    for _ in range(60):
-        h, w, oh, ow = (int(v) for v in rng.integers(1, 70, 4))
-        image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
-        expected = cv2.resize(image, (ow, oh), interpolation=cv2.INTER_LINEAR)
-        np.testing.assert_array_equal(resize_linear(image, oh, ow), expected.reshape(oh, ow, 3))
 
 
 def test_resumes_from_the_nets_random_state(window_file):
@@ -304,3 +294,18 @@ def test_solver_resume_is_bit_identical(window_file, tmp_path):
     resumed.step(4)
     for a, b in zip(params_of(straight), params_of(resumed)):
         np.testing.assert_array_equal(a, b)
+
+
+def test_missing_pillow_names_the_extra(window_file, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_pil(name, *args, **kwargs):
+        if name == "PIL" or name.startswith("PIL."):
+            raise ImportError("no PIL")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_pil)
+    with pytest.raises(NetError, match=r'pip install "caffelite\[image\]"'):
+        setup(layer_text(window_file))
