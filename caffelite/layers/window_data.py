@@ -245,22 +245,25 @@ class WindowDataLayer(Layer):
     def forward(self, bottom, top):
         data, labels = top[0].data, top[1].data
         data[...] = 0
-        item, decoded = 0, {}  # an image sampled twice in a batch is decoded once
+        draws = []  # (window, mirror) per item: bg first, then fg, in Caffe's draw order
         for pool, count in ((self.bg, self.batch_size - self.num_fg), (self.fg, self.num_fg)):
             for _ in range(count):
                 window = pool[int(self.rng.integers(len(pool)))]
-                mirror = bool(self.rng.integers(2)) if self.mirror else False
-                self._sample(window, mirror, data[item], decoded)
-                labels[item] = window[1]
-                item += 1
+                draws.append((window, bool(self.rng.integers(2)) if self.mirror else False))
+        # Items grouped by image: each image of the batch is decoded once, one at a time.
+        image_k, image = None, None
+        for item in sorted(range(len(draws)), key=lambda i: int(draws[i][0][0])):
+            window, mirror = draws[item]
+            if int(window[0]) != image_k:
+                image_k = int(window[0])
+                raw = self.cache[image_k] if self.cache is not None else self._read(image_k)
+                image = decode_bgr(raw, self.images[image_k][0], self.error)
+            self._sample(window, mirror, image, data[item])
+            labels[item] = window[1]
 
-    def _sample(self, window, mirror, out, decoded):
+    def _sample(self, window, mirror, image, out):
         k = int(window[0])
         path = self.images[k][0]
-        if k not in decoded:
-            decoded[k] = decode_bgr(self.cache[k] if self.cache is not None else self._read(k),
-                                    path, self.error)
-        image = decoded[k]
         (x1, y1, x2, y2), (out_h, out_w), (pad_h, pad_w) = window_geometry(
             window[3:], image.shape[:2], self.crop, self.param.context_pad, self.square, mirror)
         if not (0 <= x1 <= x2 < image.shape[1] and 0 <= y1 <= y2 < image.shape[0]) or \
