@@ -61,7 +61,8 @@ class HDF5DataLayer(Layer):
     A `transform_param` is refused, as in Caffe: write the data preprocessed.
 
     In TRAIN under data-parallel training, each process reads its share of every global
-    batch (caffelite.data.shard); a TEST net reads whole batches.
+    batch (caffelite.data.shard); with `shuffle` the ranks' nets must share a seed so that
+    they permute alike. A TEST net reads whole batches.
     """
 
     exact_num_bottom_blobs = 0
