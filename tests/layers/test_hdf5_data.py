@@ -345,3 +345,13 @@ def test_cli_reports_a_missing_dataset_in_one_line(tmp_path):
     errors = [line for line in result.output.splitlines() if "error" in line]
     assert len(errors) == 1 and errors[0].startswith("caffelite: error:")
     assert "a.h5 has no dataset 'label'" in errors[0]
+
+
+def test_a_batch_larger_than_the_data_wraps_inside_the_batch(three_files):
+    source, paths = three_files
+    layer, top = make(source, TOPS, 30)  # 12 rows in all: each batch wraps twice and more
+    stored = [np.concatenate(parts) for parts in zip(*(read_h5(p, TOPS) for p in paths))]
+    for i, got in enumerate(batches(layer, top, 2)):
+        rows = np.arange(30 * i, 30 * i + 30) % 12
+        for g, s in zip(got, stored):
+            np.testing.assert_array_equal(g, s[rows].astype(np.float32))
