@@ -329,6 +329,15 @@ class Net:
         """Write a .caffemodel (binary NetParameter, float32 blobs) atomically."""
         io.save_caffemodel(self, path, write_diff=write_diff)
 
+    def set_input_arrays(self, data, labels):
+        """pycaffe's set_input_arrays: the first layer, a MemoryData, serves `data`
+        (N, C, H, W) and `labels` ((N,) or (N, 1, 1, 1)) from row 0, batch_size rows per
+        forward. Both float32 (the net's type), C-contiguous, N a multiple of batch_size;
+        anything else raises an error that is also a RuntimeError, as pycaffe's."""
+        from .layers.memory_data import set_input_arrays
+
+        set_input_arrays(self, data, labels)
+
     # -- layer state (data cursors ...) -----------------------------------------------------
     def layer_states(self):
         """{layer name: state} of the layers that have one (Data's cursor ...)."""
