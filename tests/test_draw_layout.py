@@ -1,0 +1,223 @@
+"""The built-in net drawing, checked geometrically on the SVG it writes: for every example net
+(configs/, BVLC's examples in ../shared, GoogLeNet- and ResNet-50-sized nets), no edge segment
+meets a box it does not start or end at, boxes do not overlap, every edge starts on its
+tail's box and ends on its head's box."""
+import itertools
+import re
+import xml.etree.ElementTree as ET
+
+import pytest
+from conftest import EXAMPLES, ROOT
+from fixtures.big_nets import googlenet, resnet50
+
+from caffelite.formats.config import read_net_param
+from caffelite.tools.draw import build_graph, layout, net_layout, to_svg
+from caffelite.tools.draw_layout import layered_layout
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def example_nets():
+    """(name, NetParameter) of every net file in configs/ and ../shared's examples."""
+    files = sorted((ROOT / "configs").glob("*/*.prototxt"))
+    files += sorted(EXAMPLES.glob("*/*.prototxt")) if EXAMPLES.exists() else []
+    nets = []
+    for path in files:
+        if "solver" in path.name:
+            continue
+        nets.append((str(path.relative_to(path.parents[1])), path))
+    return nets
+
+
+def load(path):
+    return read_net_param(path)
+
+
+def svg_geometry(text):
+    """({node id: (x0, y0, x1, y1)}, [(tail, head, [(x, y), ...])]) from our SVG."""
+    root = ET.fromstring(text)
+    boxes = {}
+    for group in root.iter(f"{SVG}g"):
+        if "node" not in group.get("class", "").split():
+            continue
+        shape = group.find(f"{SVG}rect")
+        if shape is not None:
+            x, y = float(shape.get("x")), float(shape.get("y"))
+            boxes[group.get("id")] = (x, y, x + float(shape.get("width")),
+                                      y + float(shape.get("height")))
+        else:
+            pts = [tuple(map(float, p.split(","))) for p in
+                   group.find(f"{SVG}polygon").get("points").split()]
+            xs, ys = zip(*pts)
+            boxes[group.get("id")] = (min(xs), min(ys), max(xs), max(ys))
+    edges = []
+    for line in root.iter(f"{SVG}polyline"):
+        points = [tuple(map(float, p.split(","))) for p in line.get("points").split()]
+        edges.append((line.get("data-tail"), line.get("data-head"), points))
+    return boxes, edges
+
+
+def hits(p, q, box, grow=0.0):
+    """Whether segment pq meets the rectangle box grown by `grow` (Liang-Barsky clipping)."""
+    x0, y0, x1, y1 = box[0] - grow, box[1] - grow, box[2] + grow, box[3] + grow
+    t0, t1 = 0.0, 1.0
+    dx, dy = q[0] - p[0], q[1] - p[1]
+    for step, dist in ((-dx, p[0] - x0), (dx, x1 - p[0]), (-dy, p[1] - y0), (dy, y1 - p[1])):
+        if step == 0:
+            if dist < 0:
+                return False
+            continue
+        t = dist / step
+        if step < 0:
+            t0 = max(t0, t)
+        else:
+            t1 = min(t1, t)
+        if t0 > t1:
+            return False
+    return True
+
+
+def on_border(point, box, tol=0.6):
+    x, y = point
+    inside = box[0] - tol <= x <= box[2] + tol and box[1] - tol <= y <= box[3] + tol
+    near = min(abs(x - box[0]), abs(x - box[2]), abs(y - box[1]), abs(y - box[3])) <= tol
+    return inside and near
+
+
+def check_drawing(text):
+    """Asserts the geometric promises of the drawing; returns (nodes, edges, crossings)."""
+    boxes, edges = svg_geometry(text)
+    assert edges and boxes
+    for (a, ra), (b, rb) in itertools.combinations(boxes.items(), 2):
+        assert not _overlap(ra, rb), (a, b)
+    for tail, head, points in edges:
+        assert len(points) >= 2
+        assert on_border(points[0], boxes[tail]), (tail, head, points[0], boxes[tail])
+        assert on_border(points[-1], boxes[head]), (tail, head, points[-1], boxes[head])
+        segments = list(zip(points, points[1:]))
+        for k, (p, q) in enumerate(segments):
+            assert p[0] == q[0] or p[1] == q[1], "edges are routed orthogonally"
+            for nid, box in boxes.items():
+                if nid == tail and k == 0 or nid == head and k == len(segments) - 1:
+                    continue  # the segment leaving the tail, the one entering the head
+                shrink = (box[0] + 1, box[1] + 1, box[2] - 1, box[3] - 1)
+                if nid in (tail, head):  # may touch its own box's border, never go inside
+                    assert not hits(p, q, shrink), (tail, head, nid, p, q)
+                else:
+                    assert not hits(p, q, box, grow=2.0), (tail, head, nid, p, q, box)
+    return len(boxes), len(edges), count_crossings(edges)
+
+
+def _overlap(ra, rb):
+    return ra[0] < rb[2] and rb[0] < ra[2] and ra[1] < rb[3] and rb[1] < ra[3]
+
+
+def count_crossings(edges):
+    """Proper crossings between orthogonal segments of different edges (shared ends aside)."""
+    horizontal, vertical = [], []
+    for k, (tail, _, points) in enumerate(edges):
+        for p, q in zip(points, points[1:]):
+            if p[1] == q[1] and p[0] != q[0]:
+                horizontal.append((k, tail, p[1], min(p[0], q[0]), max(p[0], q[0])))
+            elif p[0] == q[0]:
+                vertical.append((k, tail, p[0], min(p[1], q[1]), max(p[1], q[1])))
+    count = 0
+    for k1, t1, y, xa, xb in horizontal:
+        for k2, t2, x, ya, yb in vertical:
+            if k1 != k2 and t1 != t2 and xa < x < xb and ya < y < yb:
+                count += 1
+    return count
+
+
+NETS = example_nets()
+
+
+@pytest.mark.parametrize("rankdir", ["LR", "TB"])
+@pytest.mark.parametrize("name,path", NETS, ids=[n for n, _ in NETS])
+def test_example_nets_edges_never_cross_a_box(name, path, rankdir):
+    check_drawing(to_svg(load(path), rankdir))
+
+
+def test_the_example_nets_are_all_there():
+    names = [n for n, _ in NETS]
+    assert "lenet/lenet_train_test.prototxt" in names
+    if EXAMPLES.exists():
+        assert "cifar10/cifar10_full_train_test.prototxt" in names
+        assert len(names) >= 20, names
+
+
+@pytest.mark.parametrize("rankdir", ["LR", "TB", "BT", "RL"])
+@pytest.mark.parametrize("build", [googlenet, resnet50])
+def test_googlenet_and_resnet50_sized_nets(build, rankdir):
+    net = build()
+    nodes, edges, crossings = check_drawing(to_svg(net, rankdir))
+    assert nodes > 140 and edges > 160
+    # Crossings stay few: GoogLeNet's come from its label blob feeding six loss/accuracy layers
+    assert crossings <= (0 if build is resnet50 else 40), crossings
+
+
+def test_lenet_few_crossings_and_long_edges_straight():
+    net = load(ROOT / "configs" / "lenet" / "lenet_train_test.prototxt")
+    _, edges, crossings = check_drawing(to_svg(net, "TB"))
+    # Two unavoidable ones in the order (both Data layers feed data and label; ip2 and label
+    # both feed accuracy and loss), each drawn as at most a few segment crossings
+    assert net_layout(net, "TB")[2].crossings == 2
+    text = to_svg(net, "TB")
+    boxes, routed = svg_geometry(text)
+    names = {g.get("id"): g.get("data-name") for g in ET.fromstring(text).iter(f"{SVG}g")}
+    label_edges = [pts for t, h, pts in routed if names[t] == "label"]
+    assert len(label_edges) == 2  # label -> accuracy, label -> loss
+    for points in label_edges:  # a long edge: one straight run down, a turn at most each end
+        assert len(points) <= 6, points
+    assert crossings <= 6
+
+
+def test_layout_keeps_rank_order_and_gaps():
+    """Rank along the flow, the order and the gaps across it, on a made-up diamond."""
+    sizes = {"a": (80, 30), "b": (60, 30), "c": (120, 30), "d": (80, 30), "e": (40, 20)}
+    edges = [("a", "b"), ("a", "c"), ("b", "d"), ("c", "d"), ("a", "d"), ("d", "e")]
+    placed = layered_layout(sizes, edges, "TB")
+    y = {n: box[1] for n, box in placed.boxes.items()}
+    assert y["a"] < y["b"] == y["c"] < y["d"] < y["e"]
+    b, c = placed.boxes["b"], placed.boxes["c"]
+    assert abs(b[0] - c[0]) >= (b[2] + c[2]) / 2 + 20
+    assert [(t, h) for t, h, _ in placed.routes] == edges
+    assert placed.crossings == 0
+
+
+def test_cycles_and_in_place_layers_without_producer_still_lay_out():
+    text = """
+    name: "loop"
+    input: "data"
+    input_shape { dim: 1 dim: 3 }
+    layer { name: "relu" type: "ReLU" bottom: "data" top: "data" }
+    layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip" }
+    """
+    from google.protobuf import text_format
+
+    from caffelite.proto import caffelite_pb2 as pb
+
+    net = text_format.Parse(text, pb.NetParameter())
+    nodes, edges = build_graph(net)
+    assert layout(nodes, edges).keys() == nodes.keys()
+    boxes, routed = svg_geometry(to_svg(net, "LR"))
+    assert len(routed) == len(edges) and len(boxes) == len(nodes)
+
+
+def test_rankdirs_mirror_each_other():
+    net = googlenet()
+    _, _, tb = net_layout(net, "TB")
+    _, _, bt = net_layout(net, "BT")
+    _, _, lr = net_layout(net, "LR")
+    for nid, (x, y, _, _) in tb.boxes.items():
+        assert bt.boxes[nid][0] == pytest.approx(x)
+        assert bt.boxes[nid][1] == pytest.approx(tb.height - y)
+    assert lr.width > lr.height and tb.height > tb.width
+
+
+def test_svg_names_nodes_and_edges():
+    text = to_svg(load(ROOT / "configs" / "lenet" / "lenet_train_test.prototxt"))
+    root = ET.fromstring(text)
+    names = [g.get("data-name") for g in root.iter(f"{SVG}g")]
+    assert "conv1" in names and "label" in names
+    assert re.search(r'viewBox="0 0 [\d.]+ [\d.]+"', text)
