@@ -221,3 +221,30 @@ def test_svg_names_nodes_and_edges():
     names = [g.get("data-name") for g in root.iter(f"{SVG}g")]
     assert "conv1" in names and "label" in names
     assert re.search(r'viewBox="0 0 [\d.]+ [\d.]+"', text)
+
+
+def test_cli_builtin_png_of_googlenet_at_a_readable_scale(tmp_path):
+    pytest.importorskip("matplotlib", reason="PNG without Graphviz needs matplotlib")
+    import shutil
+
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from caffelite.cli import main
+    from caffelite.formats.config import write_net_param
+
+    net_file = tmp_path / "googlenet.prototxt"
+    write_net_param(googlenet(), net_file)
+    out = tmp_path / "googlenet.png"
+    result = CliRunner().invoke(main, ["draw", str(net_file), "-o", str(out), "--rankdir",
+                                       "TB", "--engine", "builtin"])
+    assert result.exit_code == 0 and "built-in layout" in result.output, result.output
+    _, _, placed = net_layout(googlenet(), "TB")
+    with Image.open(out) as image:  # 1.25 pixels per SVG unit: 11 px text becomes ~14 px
+        assert image.size[0] == pytest.approx(placed.width * 1.25, abs=2)
+        assert image.size[1] == pytest.approx(placed.height * 1.25, abs=2)
+    if not shutil.which("dot"):
+        result = CliRunner().invoke(main, ["draw", str(net_file), "-o", str(out), "--engine",
+                                           "dot"])
+        assert result.exit_code == 2 and result.output.count("\n") == 1
+        assert "Graphviz's `dot` is not on PATH" in result.output

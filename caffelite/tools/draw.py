@@ -186,8 +186,10 @@ def _arrowhead(points, length=8, half=4):
     return [(x1, y1), (bx - uy * half, by + ux * half), (bx + uy * half, by - ux * half)]
 
 
-def draw_net_to_file(net_param, path, rankdir="LR", display_lrm=False):
-    """Write .dot, .svg or .png (by extension). Returns the renderer used ('dot' or 'builtin')."""
+def draw_net_to_file(net_param, path, rankdir="LR", display_lrm=False, engine="auto"):
+    """Write .dot, .svg or .png (by extension). engine: "auto" (Graphviz's dot when it is
+    installed, else the built-in layout), "dot" or "builtin". Returns the renderer used
+    ('dot', 'builtin' or 'dot-text')."""
     path = Path(path)
     ext = path.suffix.lower().lstrip(".")
     dot_text = to_dot(net_param, rankdir, display_lrm)
@@ -196,7 +198,12 @@ def draw_net_to_file(net_param, path, rankdir="LR", display_lrm=False):
         return "dot-text"
     if ext not in ("svg", "png"):
         raise CaffeliteError(f"{path}: unknown drawing format '.{ext}'; use .dot, .svg or .png")
-    if shutil.which("dot"):
+    if engine not in ("auto", "dot", "builtin"):
+        raise CaffeliteError(f"unknown drawing engine '{engine}'; use auto, dot or builtin")
+    if engine == "dot" and not shutil.which("dot"):
+        raise CaffeliteError("--engine dot: Graphviz's `dot` is not on PATH (apt install "
+                             "graphviz), or use the built-in layout (--engine builtin)")
+    if engine != "builtin" and shutil.which("dot"):
         subprocess.run(["dot", f"-T{ext}", "-o", str(path)], input=dot_text.encode(),
                        check=True)
         return "dot"
