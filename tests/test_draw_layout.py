@@ -10,7 +10,7 @@ import pytest
 from conftest import EXAMPLES, ROOT
 from fixtures.big_nets import googlenet, resnet50
 
-from caffelite.formats.config import read_net_param
+from caffelite.formats.config import read_net_param, read_solver_param
 from caffelite.tools.draw import build_graph, layout, net_layout, to_svg
 from caffelite.tools.draw_layout import layered_layout
 
@@ -18,18 +18,20 @@ SVG = "{http://www.w3.org/2000/svg}"
 
 
 def example_nets():
-    """(name, NetParameter) of every net file in configs/ and ../shared's examples."""
+    """(name, path) of every net in configs/ (net files, and the inline nets of the YAML
+    experiments) and in ../shared's BVLC examples."""
     files = sorted((ROOT / "configs").glob("*/*.prototxt"))
+    files += sorted((ROOT / "configs").glob("*/*.yaml"))
     files += sorted(EXAMPLES.glob("*/*.prototxt")) if EXAMPLES.exists() else []
-    nets = []
-    for path in files:
-        if "solver" in path.name:
-            continue
-        nets.append((str(path.relative_to(path.parents[1])), path))
-    return nets
+    return [(str(path.relative_to(path.parents[1])), path) for path in files
+            if "solver" not in path.name]
 
 
 def load(path):
+    """The net of a net file, or the inline net of a solver config."""
+    if path.suffix == ".yaml":
+        solver = read_solver_param(path)
+        return solver.net_param if solver.HasField("net_param") else read_net_param(path)
     return read_net_param(path)
 
 
@@ -140,7 +142,7 @@ def test_example_nets_edges_never_cross_a_box(name, path, rankdir):
 
 def test_the_example_nets_are_all_there():
     names = [n for n, _ in NETS]
-    assert "lenet/lenet_train_test.prototxt" in names
+    assert "lenet/lenet_train_test.prototxt" in names and "lenet/lenet.yaml" in names
     if EXAMPLES.exists():
         assert "cifar10/cifar10_full_train_test.prototxt" in names
         assert len(names) >= 20, names
