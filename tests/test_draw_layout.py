@@ -107,11 +107,30 @@ def check_drawing(text):
                     assert not hits(p, q, shrink), (tail, head, nid, p, q)
                 else:
                     assert not hits(p, q, box, grow=2.0), (tail, head, nid, p, q, box)
-    return len(boxes), len(edges), count_crossings(edges)
+    return len(boxes), len(edges), count_crossings(edges), count_overlaps(edges)
 
 
 def _overlap(ra, rb):
     return ra[0] < rb[2] and rb[0] < ra[2] and ra[1] < rb[3] and rb[1] < ra[3]
+
+
+def count_overlaps(edges):
+    """Segments of edges that share neither tail nor head lying along each other (which
+    would make two edges look like one)."""
+    segments = [(tail, head, p, q) for tail, head, points in edges
+                for p, q in zip(points, points[1:])]
+    count = 0
+    for (t1, h1, p1, q1), (t2, h2, p2, q2) in itertools.combinations(segments, 2):
+        if t1 == t2 or h1 == h2:
+            continue
+        for axis in (0, 1):
+            other = 1 - axis
+            if p1[axis] == q1[axis] == p2[axis] == q2[axis]:  # on one line
+                lo1, hi1 = sorted((p1[other], q1[other]))
+                lo2, hi2 = sorted((p2[other], q2[other]))
+                if min(hi1, hi2) - max(lo1, lo2) > 1:
+                    count += 1
+    return count
 
 
 def count_crossings(edges):
@@ -137,7 +156,8 @@ NETS = example_nets()
 @pytest.mark.parametrize("rankdir", ["LR", "TB"])
 @pytest.mark.parametrize("name,path", NETS, ids=[n for n, _ in NETS])
 def test_example_nets_edges_never_cross_a_box(name, path, rankdir):
-    check_drawing(to_svg(load(path), rankdir))
+    _, _, _, overlaps = check_drawing(to_svg(load(path), rankdir))
+    assert overlaps == 0, "two unrelated edges drawn along each other"
 
 
 def test_the_example_nets_are_all_there():
@@ -152,7 +172,8 @@ def test_the_example_nets_are_all_there():
 @pytest.mark.parametrize("build", [googlenet, resnet50])
 def test_googlenet_and_resnet50_sized_nets(build, rankdir):
     net = build()
-    nodes, edges, crossings = check_drawing(to_svg(net, rankdir))
+    nodes, edges, crossings, overlaps = check_drawing(to_svg(net, rankdir))
+    assert overlaps == 0
     assert nodes > 140 and edges > 160
     # Crossings stay few: GoogLeNet's come from its label blob feeding six loss/accuracy layers
     assert crossings <= (0 if build is resnet50 else 40), crossings
@@ -160,7 +181,7 @@ def test_googlenet_and_resnet50_sized_nets(build, rankdir):
 
 def test_lenet_few_crossings_and_long_edges_straight():
     net = load(ROOT / "configs" / "lenet" / "lenet_train_test.prototxt")
-    _, edges, crossings = check_drawing(to_svg(net, "TB"))
+    _, edges, crossings, _ = check_drawing(to_svg(net, "TB"))
     # Two unavoidable ones in the order (both Data layers feed data and label; ip2 and label
     # both feed accuracy and loss), each drawn as at most a few segment crossings
     assert net_layout(net, "TB")[2].crossings == 2
@@ -250,3 +271,24 @@ def test_cli_builtin_png_of_googlenet_at_a_readable_scale(tmp_path):
                                            "dot"])
         assert result.exit_code == 2 and result.output.count("\n") == 1
         assert "Graphviz's `dot` is not on PATH" in result.output
+
+
+def test_the_geometric_checks_catch_what_they_look_for():
+    """The checker itself, on hand-made cases: a segment through a box, a crossing, two
+    unrelated edges along each other, and a drawing whose edge runs through a box."""
+    box = (10, 10, 30, 20)
+    assert hits((0, 15), (40, 15), box) and hits((20, 0), (20, 12), box)
+    assert not hits((0, 25), (40, 25), box) and not hits((0, 0), (5, 30), box)
+    assert hits((0, 21), (40, 21), box, grow=2.0)
+    crossing = [("a", "b", [(0, 5), (10, 5)]), ("c", "d", [(5, 0), (5, 10)])]
+    assert count_crossings(crossing) == 1
+    along = [("a", "b", [(0, 5), (10, 5)]), ("c", "d", [(4, 5), (20, 5)])]
+    assert count_overlaps(along) == 1
+    assert count_overlaps([("a", "b", [(0, 5), (10, 5)]), ("a", "d", [(4, 5), (20, 5)])]) == 0
+    bad = ('<svg xmlns="http://www.w3.org/2000/svg">'
+           '<g class="node layer" id="n0"><rect x="0" y="0" width="20" height="10"/></g>'
+           '<g class="node layer" id="n1"><rect x="0" y="40" width="20" height="10"/></g>'
+           '<g class="node layer" id="n2"><rect x="0" y="80" width="20" height="10"/></g>'
+           '<polyline class="edge" data-tail="n0" data-head="n2" points="10,10 10,80"/></svg>')
+    with pytest.raises(AssertionError):
+        check_drawing(bad)

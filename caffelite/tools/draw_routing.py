@@ -3,8 +3,6 @@ the channel between two ranks on a track of its own, and enters its head straigh
 flow; long edges pass through the ranks between at their dummies' places. Channels hold no
 node and nodes in a rank occupy disjoint intervals, so no route meets a box it does not
 start or end at."""
-from collections import defaultdict
-
 CHANNEL_PAD = 14   # a channel's margin before its first and after its last track
 MARGIN = 12        # around the drawing
 PORT = 10          # between the ends of edges entering one node
@@ -60,6 +58,8 @@ def _ports(g, v, tails):
     if k == 1:
         return {tails[0]: g.x[v]}
     spacing = min(PORT, max(g.cross[v] - 8, 0) / (k - 1))
+    if spacing < TRACK / 2:  # too many to tell apart: they join into one entry (a bus)
+        spacing = 0
     ordered = sorted(tails, key=lambda t: g.x[t])
     return {t: g.x[v] + (i - (k - 1) / 2) * spacing for i, t in enumerate(ordered)}
 
@@ -78,16 +78,8 @@ def _tracks(g, r):
         if heads:
             pins = [ports[(u, v)] for v in heads]
             nets[u] = (g.x[u], pins, heads)
-    busy = {u for u, (top, pins, _) in nets.items()
-            if any(abs(p - top) >= 0.5 for p in pins)}
-    above = {u: set() for u in busy}  # u must lie above each of these
-    for u in busy:
-        top = nets[u][0]
-        for w in busy:
-            if w != u and any(abs(p - top) < TRACK / 2 for p in nets[w][1]):
-                above[u].add(w)
-    track_of = _assign_tracks(busy, above, {u: (min([t, *p]), max([t, *p]))
-                                            for u, (t, p, _) in nets.items()})
+    busy = [u for u, (top, pins, _) in nets.items() if any(abs(p - top) >= 0.5 for p in pins)]
+    track_of = _assign_tracks({u: nets[u][:2] for u in busy})
     assignment = {}
     for u, (_, _, heads) in nets.items():
         for v in heads:
@@ -95,29 +87,35 @@ def _tracks(g, r):
     return assignment, max(track_of.values(), default=-1) + 1
 
 
-def _assign_tracks(nets, above, spans):
-    """Left-edge track assignment honouring 'above' constraints (broken where they cycle)."""
-    below_count = {u: 0 for u in nets}
-    for u in nets:
-        for w in above[u]:
-            below_count[w] += 1
-    remaining, track_of, occupied = set(nets), {}, defaultdict(list)
+HARD = 1000  # the cost of two straight parts overlapping, against 1 per crossing
+
+
+def _above_cost(a, b, nets, spans):
+    """What putting net a's track above net b's costs: b's exit crossing a's track, a's
+    entries crossing b's track, and (HARD) a's entry running along b's exit."""
+    (_, a_pins), (b_top, _) = nets[a], nets[b]
+    (lo_a, hi_a), (lo_b, hi_b) = spans[a], spans[b]
+    cost = (lo_a < b_top < hi_a) + sum(lo_b < p < hi_b for p in a_pins)
+    return cost + HARD * any(abs(p - b_top) < TRACK / 2 for p in a_pins)
+
+
+def _assign_tracks(nets):
+    """{net: track} for nets {tail: (exit, [entries])}: an order from the top that never
+    lays straight parts along each other where it can help it and keeps crossings low
+    (greedy: next, among the nets free to go, the one that most prefers being above the
+    rest), then each net one track below the overlapping nets placed before it."""
+    spans = {u: (min(top, *pins), max(top, *pins)) for u, (top, pins) in nets.items()}
+    overlap = {u: [v for v in nets if v != u and spans[u][0] - TRACK < spans[v][1]
+                   and spans[v][0] < spans[u][1] + TRACK] for u in nets}
+    cost = {(u, v): _above_cost(u, v, nets, spans) for u in nets for v in overlap[u]}
+    first = {u: {v for v in overlap[u] if cost[(u, v)] >= HARD > cost[(v, u)]} for u in nets}
+    remaining, track_of = list(nets), {}
     while remaining:
-        free = [u for u in remaining if below_count[u] == 0]
-        if not free:  # a cycle of constraints: drop the least constrained one's
-            free = [min(remaining, key=lambda u: (below_count[u], spans[u]))]
-        u = min(free, key=lambda n: spans[n])
-        remaining.discard(u)
-        lowest = max((track_of[p] + 1 for p in nets if u in above.get(p, ()) and p in track_of),
-                     default=0)
-        lo, hi = spans[u]
-        t = lowest
-        while any(lo - TRACK < b and a < hi + TRACK for a, b in occupied[t]):
-            t += 1
-        track_of[u] = t
-        occupied[t].append((lo, hi))
-        for w in above[u]:
-            below_count[w] -= 1
+        free = [u for u in remaining if first[u] <= track_of.keys()] or remaining
+        u = min(free, key=lambda n: sum(cost[(n, v)] % HARD - cost[(v, n)] % HARD
+                                        for v in overlap[n] if v not in track_of))
+        remaining.remove(u)
+        track_of[u] = max((track_of[v] + 1 for v in overlap[u] if v in track_of), default=0)
     return track_of
 
 
