@@ -292,3 +292,22 @@ def test_the_geometric_checks_catch_what_they_look_for():
            '<polyline class="edge" data-tail="n0" data-head="n2" points="10,10 10,80"/></svg>')
     with pytest.raises(AssertionError):
         check_drawing(bad)
+
+
+def test_crossing_reduction_untangles_a_scrambled_order():
+    from caffelite.tools.draw_layout import _acyclic, _Layered, _ranks
+
+    # Three parallel chains a_i -> b_i -> c_i with the middle rank reversed: 3 crossings
+    # above it and 3 below; the sweeps must find the order without any.
+    nodes = [f"{k}{i}" for k in "abc" for i in range(3)]
+    edges = [(f"a{i}", f"b{i}") for i in range(3)] + [(f"b{i}", f"c{i}") for i in range(3)]
+    sizes = dict.fromkeys(nodes, 10)
+    oriented = _acyclic(nodes, edges)
+    graph = _Layered(_ranks(nodes, oriented), oriented, sizes, sizes)
+    graph.layers[1].reverse()
+    assert graph.crossings() == 6
+    assert graph.order() == 0
+    # K(2,2) cannot be drawn without one crossing
+    k22 = [("s", "x"), ("s", "y"), ("t", "x"), ("t", "y"), ("x", "z")]
+    placed = layered_layout(dict.fromkeys("stxyz", (20, 10)), k22)
+    assert placed.crossings == 1
