@@ -311,3 +311,13 @@ def test_crossing_reduction_untangles_a_scrambled_order():
     k22 = [("s", "x"), ("s", "y"), ("t", "x"), ("t", "y"), ("x", "z")]
     placed = layered_layout(dict.fromkeys("stxyz", (20, 10)), k22)
     assert placed.crossings == 1
+
+
+def test_empty_and_edgeless_nets_draw():
+    from caffelite.proto import caffelite_pb2 as pb
+
+    net = pb.NetParameter(name="empty")
+    assert ET.fromstring(to_svg(net)).tag == f"{SVG}svg"
+    net.layer.add(name="silence", type="Silence")
+    boxes, edges = svg_geometry(to_svg(net, "TB"))
+    assert len(boxes) == 1 and edges == []
