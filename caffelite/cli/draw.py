@@ -29,12 +29,17 @@ def net_for_phase(net_param, phase):
               help="Draw only the layers of this phase's net (include/exclude rules).")
 @click.option("--display-lrm", is_flag=True,
               help="Show each layer's learning rate and decay multipliers.")
-def command(net, output, rankdir, phase, display_lrm):
+@click.option("--engine", type=click.Choice(["auto", "dot", "builtin"]), default="auto",
+              show_default=True, help="SVG/PNG renderer: Graphviz's dot when installed "
+              "(auto), or caffelite's layered layout with edges routed around boxes.")
+def command(net, output, rankdir, phase, display_lrm, engine):
     """Draw NET (prototxt, YAML or JSON): layers as boxes coloured by type, blobs as octagons,
     in-place layers folded into the layer they follow. DOT needs nothing; SVG and PNG use
-    Graphviz's `dot` when installed, else a built-in layout."""
+    Graphviz's `dot` when installed, else a built-in layered layout in which no edge crosses
+    a box."""
     net_param = net_for_phase(read_net_param(net), phase)
-    renderer = draw_net_to_file(net_param, output, rankdir.upper(), display_lrm)
+    renderer = draw_net_to_file(net_param, output, rankdir.upper(), display_lrm,
+                                 engine)
     how = {"dot": "Graphviz dot", "builtin": "built-in layout", "dot-text": "DOT text"}
     click.echo(f"wrote {output} ({len(net_param.layer)} layers, "
                f"{how.get(renderer, renderer)})")

@@ -163,8 +163,10 @@ def read_solver_config(path):
 @click.option("--quiet", is_flag=True, help="Only warnings and errors on stderr.")
 @click.option("--progress/--no-progress", default=None,
               help="A live progress line instead of log lines (default: on a terminal).")
+@click.option("--tensorboard", "tensorboard_dir", metavar="DIR", default=None,
+              help="Also write TensorBoard event files (train loss, lr, test outputs) to DIR.")
 def command(config, solver_option, snapshot, weights, level, stage, sigint_effect,
-            sighup_effect, log_file, quiet, progress):
+            sighup_effect, log_file, quiet, progress, tensorboard_dir=None):
     """Train with a solver CONFIG (.prototxt, .yaml or .json, the net by path or inline).
 
     Relative paths inside the config resolve against the config's directory, then the working
@@ -205,6 +207,9 @@ def command(config, solver_option, snapshot, weights, level, stage, sigint_effec
         line = ProgressLine(solver, sys.stderr) if progress else None
         if line:
             solver.add_callback(line)
+        board = tensorboard_callback(tensorboard_dir)
+        if board:
+            solver.add_callback(board)
         actions = SignalActions(sigint_effect, sighup_effect)
         solver.set_action_function(actions)
         try:
@@ -213,8 +218,20 @@ def command(config, solver_option, snapshot, weights, level, stage, sigint_effec
         finally:
             if line:
                 line.close()
+            if board:
+                board.close()
 
 
 def metrics_path(param):
     """`<snapshot_prefix>.metrics.jsonl`, beside the snapshots (a resumed run appends)."""
     return (param.snapshot_prefix or "caffelite") + METRICS_SUFFIX
+
+
+def tensorboard_callback(logdir):
+    """The TensorBoard callback for --tensorboard DIR (None without it)."""
+    if not logdir:
+        return None
+    from ..tools.tensorboard import TensorBoardCallback
+
+    logger.info("Writing TensorBoard events to %s", logdir)
+    return TensorBoardCallback(logdir)

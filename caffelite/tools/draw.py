@@ -1,14 +1,15 @@
 """Net drawings as Caffe's draw_net: layers as boxes coloured by type, blobs as octagons.
 
 DOT text needs nothing. SVG and PNG use Graphviz's `dot` when it is installed; without it,
-caffelite lays the graph out itself (rank = longest path from the inputs) and writes the SVG
-directly, or the PNG through matplotlib.
+caffelite lays the graph out itself (draw_layout: layered, with edges routed around every box)
+and writes the SVG directly, or the PNG through matplotlib.
 """
 import shutil
 import subprocess
 from pathlib import Path
 
 from ..errors import CaffeliteError
+from .draw_layout import layered_layout
 
 LAYER_COLOURS = {"Convolution": "#FF5050", "Deconvolution": "#FF5050", "Pooling": "#FF9900",
                  "InnerProduct": "#CC33FF"}
@@ -60,97 +61,135 @@ def to_dot(net_param, rankdir="LR", display_lrm=False):
     return "\n".join(lines) + "\n"
 
 
+CHAR_WIDTH, LINE_HEIGHT, FONT_SIZE = 6.8, 13, 11  # pixels, for an 11 px sans-serif
+
+
+def node_size(label, kind):
+    """(w, h) in pixels of a node's box: its text plus padding (blobs need room for corners)."""
+    lines = label.split("\n")
+    width = max(len(line) for line in lines) * CHAR_WIDTH
+    if kind == "layer":
+        return max(width + 20, 70), len(lines) * LINE_HEIGHT + 14
+    return max(width + 34, 56), len(lines) * LINE_HEIGHT + 16
+
+
+def net_layout(net_param, rankdir="LR", display_lrm=False):
+    """(nodes, edges, Layout): the graph of build_graph laid out in pixels by
+    draw_layout.layered_layout (edges routed around every box)."""
+    nodes, edges = build_graph(net_param, display_lrm)
+    sizes = {nid: node_size(label, kind) for nid, (label, kind, _) in nodes.items()}
+    return nodes, edges, layered_layout(sizes, edges, rankdir.upper())
+
+
 def layout(nodes, edges, rankdir="LR"):
-    """Positions {id: (x, y)} in grid units: rank along the flow, order within a rank across."""
-    rank = {nid: 0 for nid in nodes}
-    for _ in range(len(nodes)):  # longest path; nodes are few, so the simple relaxation is fine
-        changed = False
-        for a, b in edges:
-            if rank[b] < rank[a] + 1:
-                rank[b], changed = rank[a] + 1, True
-        if not changed:
-            break
-    slots, pos = {}, {}
-    for nid in nodes:
-        k = slots.get(rank[nid], 0)
-        slots[rank[nid]] = k + 1
-        pos[nid] = (rank[nid], k) if rankdir == "LR" else (k, rank[nid])
-    return pos
+    """Centres {id: (x, y)} in pixels of the nodes of build_graph's (nodes, edges)."""
+    sizes = {nid: node_size(label, kind) for nid, (label, kind, _) in nodes.items()}
+    placed = layered_layout(sizes, edges, rankdir.upper())
+    return {nid: (cx, cy) for nid, (cx, cy, _, _) in placed.boxes.items()}
+
+
+def octagon(cx, cy, w, h):
+    """The corners of a blob's octagon inside its w x h box."""
+    return [(cx + dx * w / 2, cy + dy * h / 2) for dx, dy in
+            [(-.7, -1), (.7, -1), (1, -.4), (1, .4), (.7, 1), (-.7, 1), (-1, .4), (-1, -.4)]]
+
+
+def _escape(text):
+    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace('"', "&quot;"))
 
 
 def to_svg(net_param, rankdir="LR", display_lrm=False):
-    nodes, edges = build_graph(net_param, display_lrm)
-    pos = layout(nodes, edges, rankdir)
-    cw, ch, bw, bh = 190, 90, 160, 60
-    width = (max(x for x, _ in pos.values()) + 1) * cw + 20
-    height = (max(y for _, y in pos.values()) + 1) * ch + 20
-    centre = {n: (10 + x * cw + cw / 2, 10 + y * ch + ch / 2) for n, (x, y) in pos.items()}
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-           f'font-family="sans-serif" font-size="11">',
-           '<defs><marker id="a" markerWidth="8" markerHeight="8" refX="8" refY="4" '
-           'orient="auto"><path d="M0,0 L8,4 L0,8 z"/></marker></defs>']
-    for a, b in edges:
-        (x1, y1), (x2, y2) = centre[a], centre[b]
-        out.append(f'<line x1="{x1}" y1="{y1}" x2="{x2}" y2="{y2}" stroke="black" '
-                   'marker-end="url(#a)"/>')
+    """The drawing as SVG text. Nodes are `<g class="node" id="nK" data-name=...>`; edges are
+    `<polyline class="edge" data-tail="nI" data-head="nJ">` routed around the boxes."""
+    nodes, edges, placed = net_layout(net_param, rankdir, display_lrm)
+    ids = {nid: f"n{k}" for k, nid in enumerate(nodes)}
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{placed.width:.0f}" '
+           f'height="{placed.height:.0f}" viewBox="0 0 {placed.width:.1f} {placed.height:.1f}" '
+           f'font-family="DejaVu Sans, Verdana, sans-serif" font-size="{FONT_SIZE}">',
+           '<defs><marker id="arrow" markerWidth="8" markerHeight="8" refX="8" refY="4" '
+           'orient="auto" markerUnits="userSpaceOnUse"><path d="M0,0 L8,4 L0,8 z" '
+           'fill="#444"/></marker></defs>',
+           '<rect width="100%" height="100%" fill="white"/>']
+    for tail, head, points in placed.routes:
+        text = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+        out.append(f'<polyline class="edge" data-tail="{ids[tail]}" data-head="{ids[head]}" '
+                   f'points="{text}" fill="none" stroke="#444" stroke-width="1.2" '
+                   'marker-end="url(#arrow)"/>')
     for nid, (label, kind, colour) in nodes.items():
-        x, y = centre[nid]
+        cx, cy, w, h = placed.boxes[nid]
+        name = _escape(label.split("\n")[0])
+        out.append(f'<g class="node {kind}" id="{ids[nid]}" data-name="{name}">'
+                   f'<title>{_escape(label)}</title>')
         if kind == "layer":
-            out.append(f'<rect x="{x - bw / 2}" y="{y - bh / 2}" width="{bw}" height="{bh}" '
-                       f'fill="{colour}" stroke="black"/>')
+            out.append(f'<rect x="{cx - w / 2:.1f}" y="{cy - h / 2:.1f}" width="{w:.1f}" '
+                       f'height="{h:.1f}" rx="3" fill="{colour}" stroke="black"/>')
         else:
-            r = bh / 2
-            pts = " ".join(f"{x + dx * bw / 2:.1f},{y + dy * r:.1f}" for dx, dy in
-                           [(-.6, -1), (.6, -1), (1, -.4), (1, .4), (.6, 1), (-.6, 1), (-1, .4),
-                            (-1, -.4)])
+            pts = " ".join(f"{x:.1f},{y:.1f}" for x, y in octagon(cx, cy, w, h))
             out.append(f'<polygon points="{pts}" fill="{colour}" stroke="black"/>')
         lines = label.split("\n")
         for k, text in enumerate(lines):
-            dy = (k - (len(lines) - 1) / 2) * 13 + 4
-            text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-            out.append(f'<text x="{x}" y="{y + dy}" text-anchor="middle">{text}</text>')
+            dy = (k - (len(lines) - 1) / 2) * LINE_HEIGHT + 4
+            out.append(f'<text x="{cx:.1f}" y="{cy + dy:.1f}" text-anchor="middle">'
+                       f'{_escape(text)}</text>')
+        out.append("</g>")
     out.append("</svg>")
     return "\n".join(out) + "\n"
 
 
+def png_scale(width, height, wanted=1.25):
+    """Pixels per layout pixel: `wanted` (text about 14 px high), less for drawings that
+    would pass matplotlib's 65,536-pixel limit."""
+    return min(wanted, 60000 / max(width, height, 1))
+
+
 def to_png(net_param, path, rankdir="LR", display_lrm=False):
-    """Render with matplotlib (the optional 'plot' extra) using the same layout as to_svg."""
+    """Render the layout of to_svg with matplotlib (the optional 'plot' extra)."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-        from matplotlib.patches import FancyBboxPatch, RegularPolygon
+        from matplotlib.patches import Polygon, Rectangle
     except ImportError:
         raise CaffeliteError("PNG output needs Graphviz's `dot` or matplotlib: "
                              "apt install graphviz, or pip install 'caffelite[plot]'") from None
-    nodes, edges = build_graph(net_param, display_lrm)
-    pos = layout(nodes, edges, rankdir)
-    cols = max(x for x, _ in pos.values()) + 1
-    rows = max(y for _, y in pos.values()) + 1
-    fig, ax = plt.subplots(figsize=(max(3, 1.6 * cols), max(2, 1.6 * rows)))
-    for a, b in edges:
-        (x1, y1), (x2, y2) = pos[a], pos[b]
-        ax.annotate("", xy=(x2, -y2), xytext=(x1, -y1),
-                    arrowprops=dict(arrowstyle="->", shrinkA=18, shrinkB=18))
+    nodes, edges, placed = net_layout(net_param, rankdir, display_lrm)
+    scale = png_scale(placed.width, placed.height)
+    fig = plt.figure(figsize=(placed.width / 100, placed.height / 100), dpi=100 * scale)
+    ax = fig.add_axes((0, 0, 1, 1))
+    for _, _, points in placed.routes:
+        xs, ys = zip(*points)
+        ax.plot(xs, ys, color="#444", linewidth=0.9, solid_joinstyle="miter")
+        ax.add_patch(Polygon(_arrowhead(points), closed=True, color="#444", linewidth=0))
     for nid, (label, kind, colour) in nodes.items():
-        x, y = pos[nid]
+        cx, cy, w, h = placed.boxes[nid]
         if kind == "layer":
-            patch = FancyBboxPatch((x - .42, -y - .22), .84, .44, boxstyle="square", fc=colour)
+            patch = Rectangle((cx - w / 2, cy - h / 2), w, h, fc=colour, ec="black", lw=0.8)
         else:
-            patch = RegularPolygon((x, -y), 8, radius=.3, fc=colour)
+            patch = Polygon(octagon(cx, cy, w, h), closed=True, fc=colour, ec="black", lw=0.8)
         ax.add_patch(patch)
-        ax.text(x, -y, label, ha="center", va="center", fontsize=7)
-    ax.set_xlim(-.6, cols - .4)
-    ax.set_ylim(-rows + .4, .6)
-    ax.set_aspect("equal")
+        ax.text(cx, cy, label, ha="center", va="center", fontsize=FONT_SIZE * 0.72,
+                linespacing=1.15)
+    ax.set_xlim(0, placed.width)
+    ax.set_ylim(placed.height, 0)
     ax.axis("off")
-    fig.savefig(path, dpi=100, bbox_inches="tight")
+    fig.savefig(path, dpi=100 * scale, facecolor="white")
     plt.close(fig)
 
 
-def draw_net_to_file(net_param, path, rankdir="LR", display_lrm=False):
-    """Write .dot, .svg or .png (by extension). Returns the renderer used ('dot' or 'builtin')."""
+def _arrowhead(points, length=8, half=4):
+    (x0, y0), (x1, y1) = points[-2], points[-1]
+    norm = max(((x1 - x0) ** 2 + (y1 - y0) ** 2) ** 0.5, 1e-9)
+    ux, uy = (x1 - x0) / norm, (y1 - y0) / norm
+    bx, by = x1 - ux * length, y1 - uy * length
+    return [(x1, y1), (bx - uy * half, by + ux * half), (bx + uy * half, by - ux * half)]
+
+
+def draw_net_to_file(net_param, path, rankdir="LR", display_lrm=False, engine="auto"):
+    """Write .dot, .svg or .png (by extension). engine: "auto" (Graphviz's dot when it is
+    installed, else the built-in layout), "dot" or "builtin". Returns the renderer used
+    ('dot', 'builtin' or 'dot-text')."""
     path = Path(path)
     ext = path.suffix.lower().lstrip(".")
     dot_text = to_dot(net_param, rankdir, display_lrm)
@@ -159,7 +198,12 @@ def draw_net_to_file(net_param, path, rankdir="LR", display_lrm=False):
         return "dot-text"
     if ext not in ("svg", "png"):
         raise CaffeliteError(f"{path}: unknown drawing format '.{ext}'; use .dot, .svg or .png")
-    if shutil.which("dot"):
+    if engine not in ("auto", "dot", "builtin"):
+        raise CaffeliteError(f"unknown drawing engine '{engine}'; use auto, dot or builtin")
+    if engine == "dot" and not shutil.which("dot"):
+        raise CaffeliteError("--engine dot: Graphviz's `dot` is not on PATH (apt install "
+                             "graphviz), or use the built-in layout (--engine builtin)")
+    if engine != "builtin" and shutil.which("dot"):
         subprocess.run(["dot", f"-T{ext}", "-o", str(path)], input=dot_text.encode(),
                        check=True)
         return "dot"
