@@ -132,12 +132,15 @@ def build_model(net, opset=DEFAULT_OPSET, static_batch=False):
     available = []
     for layer, kind in zip(net.layers, kinds):
         bottoms, tops = net.bottom_names[layer.name], net.top_names[layer.name]
+        if layer.type == "Silence":  # it exists to consume blobs: they are not outputs
+            available = [b for b in available if b not in {plan.of(x) for x in bottoms}]
         if kind == "drop":
             graph.notes.append(f"dropped layer '{layer.name}' ({layer.type}): no meaning at "
                                "inference")
         if kind == "split":
             for top in tops:
-                current[top] = current[bottoms[0]]
+                if bottoms[0] in current:  # (a label read only by a loss has no tensor)
+                    current[top] = current[bottoms[0]]
         if kind != "convert" or (not bottoms and not plan.consumed.intersection(tops)):
             continue
         graph.begin(layer, bottoms, tops)
