@@ -17,7 +17,7 @@ P = pb.PoolingParameter
 
 def _conv_attrs(layer):
     return dict(kernel_shape=list(layer.kernel), strides=list(layer.stride),
-                pads=list(layer.pad) * 2, dilations=list(layer.dilation), group=layer.group)
+                pads=list(layer.pad) * 2, dilations=list(layer.dilation), group=getattr(layer, "group", 1))
 
 
 def _conv(g, layer, xs, op):

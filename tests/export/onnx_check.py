@@ -33,7 +33,7 @@ def assert_close(ours, theirs, what, rtol=RTOL):
                                        f"{theirs.shape}"
     assert np.array_equal(np.isnan(ours), np.isnan(theirs)), f"{what}: NaN at other places"
     finite = np.isfinite(ours)
-    assert np.array_equal(ours[~finite], theirs[~finite]), f"{what}: inf differ"
+    assert np.array_equal(ours[~finite], theirs[~finite], equal_nan=True), f"{what}: inf differ"
     scale = float(np.abs(ours[finite]).max()) if finite.any() else 0.0
     diff = float(np.abs(ours[finite] - theirs[finite]).max()) if finite.any() else 0.0
     assert diff <= rtol * max(scale, 1e-6), \
@@ -108,3 +108,28 @@ def random_inputs(net, rng, names=None):
     return {name: (rng.standard_normal(net.blobs[name].shape).astype(np.float32)
                    if len(net.blobs[name].shape) > 1 else
                    np.zeros(net.blobs[name].shape, np.float32)) for name in names}
+
+
+def layer_net(snippet, shapes, rng, phase=None):
+    """A net of Input tops x, y, z ... (shapes in order) followed by the layers `snippet`
+    (prototxt), with seeded random weights."""
+    import caffelite
+    from caffelite.formats.config import parse_net_text
+
+    names = "xyzuvw"[:len(shapes)]
+    dims = " ".join("shape { %s }" % " ".join(f"dim: {d}" for d in s) for s in shapes)
+    tops = " ".join(f'top: "{n}"' for n in names)
+    text = f'name: "t" layer {{ name: "in" type: "Input" {tops} input_param {{ {dims} }} }}\n'
+    net = caffelite.Net(parse_net_text(text + snippet), phase or caffelite.TEST)
+    randomise(net, rng)
+    return net
+
+
+def check_layer(snippet, shapes, rng, inputs=None, rtol=RTOL, **export_args):
+    """Build layer_net, export it, compare on inputs (default N(0, 1)); the model."""
+    net = layer_net(snippet, shapes, rng)
+    values = random_inputs(net, rng) if inputs is None else inputs
+    if inputs is None:
+        values = {k: rng.standard_normal(net.blobs[k].shape).astype(np.float32)
+                  for k in net.inputs}
+    return check(net, values, rtol=rtol, **export_args)
