@@ -36,8 +36,8 @@ def command(net, weights, output, phase, level, stage, static_batch, opset):
         if not os.path.isfile(path):
             raise ConfigError(f"{path}: no such {what} file")
     from ..export import DEFAULT_OPSET, build_model
-    from ..formats.binary import atomic_write
     from ..export.onnx_graph import require_onnx
+    from ..formats.binary import atomic_write
     from ..net import Net
     from ..proto import caffelite_pb2 as pb
 

@@ -60,7 +60,7 @@ def _broadcast(g, operand, operand_shape, x_blob, axis_field):
         return g.const(operand.reshape(tuple(operand_shape) + (1,) * trailing), "operand")
     if trailing == 0:
         return operand
-    return g.node("Unsqueeze", [operand, g.ints(range(axis + ndim, rank), "axes")])
+    return g.node("Unsqueeze", [operand, g.ints(range(ndim, ndim + trailing), "axes")])
 
 
 def _operand(g, layer, xs, axis, index):

@@ -163,12 +163,15 @@ def _model(onnx, net, graph, inputs, outputs):
     batch_dims = {graph.shapes[name][0] for name in inputs if graph.dynamic[name][:1] == (True,)}
     nodes = [helper.make_node(n.op, n.inputs, n.outputs, name=n.name, **n.attrs)
              for n in graph.nodes]
-    inits = [onnx.numpy_helper.from_array(np.ascontiguousarray(value), name)
+    inits = [onnx.numpy_helper.from_array(np.array(value, order="C"), name)
              for name, value in graph.initializers.items()]
     graph_inputs = [_value_info(onnx, name, graph.shapes[name], graph.dynamic[name], batch_dims)
                     for name in inputs]
-    graph_outputs = [_value_info(onnx, name, graph.shapes[blob], graph.dynamic[blob], batch_dims)
-                     for name, blob in outputs]
+    graph_outputs = []
+    for name, blob in outputs:  # the doc string names the blob (an in-place input differs)
+        info = _value_info(onnx, name, graph.shapes[blob], graph.dynamic[blob], batch_dims)
+        info.doc_string = f"Caffe blob '{blob}'"
+        graph_outputs.append(info)
     body = helper.make_graph(nodes, net.name or "caffelite", graph_inputs, graph_outputs, inits)
     model = helper.make_model(body, producer_name="caffelite",
                               opset_imports=[helper.make_opsetid("", graph.opset)])

@@ -17,7 +17,8 @@ P = pb.PoolingParameter
 
 def _conv_attrs(layer):
     return dict(kernel_shape=list(layer.kernel), strides=list(layer.stride),
-                pads=list(layer.pad) * 2, dilations=list(layer.dilation), group=getattr(layer, "group", 1))
+                pads=list(layer.pad) * 2, dilations=list(layer.dilation),
+                group=getattr(layer, "group", 1))  # (Im2col has no group)
 
 
 def _conv(g, layer, xs, op):

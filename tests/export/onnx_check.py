@@ -53,8 +53,9 @@ def check(net, inputs, model=None, rtol=RTOL, **export_args):
     net.forward_from_to(first_non_source(net))
     theirs = run(model, {name: inputs[name] for name in graph_inputs})
     assert theirs, "the model has no outputs"
+    blobs = {o.name: o.doc_string.split("'")[1] for o in model.graph.output}
     for name, value in theirs.items():
-        assert_close(net.blobs[name].data, value, f"blob '{name}'", rtol)
+        assert_close(net.blobs[blobs[name]].data, value, f"blob '{blobs[name]}'", rtol)
     return model
 
 
@@ -117,7 +118,7 @@ def layer_net(snippet, shapes, rng, phase=None):
     from caffelite.formats.config import parse_net_text
 
     names = "xyzuvw"[:len(shapes)]
-    dims = " ".join("shape { %s }" % " ".join(f"dim: {d}" for d in s) for s in shapes)
+    dims = " ".join("shape { " + " ".join(f"dim: {d}" for d in s) + " }" for s in shapes)
     tops = " ".join(f'top: "{n}"' for n in names)
     text = f'name: "t" layer {{ name: "in" type: "Input" {tops} input_param {{ {dims} }} }}\n'
     net = caffelite.Net(parse_net_text(text + snippet), phase or caffelite.TEST)

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 from conftest import EXAMPLES, ROOT, need_shared
-from onnx_check import check, randomise, random_inputs, with_inputs
+from onnx_check import check, random_inputs, randomise, with_inputs
 
 import caffelite
 from caffelite.export import ExportError, export_onnx
