@@ -56,6 +56,7 @@ def _blob_shapes(net, kinds, inputs, static_batch):
     if static_batch or not inputs:
         return shapes, moving
     layers = list(zip(net.layers, net.bottom_vecs, net.top_vecs, kinds))
+    saved = {name: blob.data.copy() for name, blob in net.blobs.items()}  # reshape zeroes
     failed = None
     try:
         for name in inputs:
@@ -80,6 +81,9 @@ def _blob_shapes(net, kinds, inputs, static_batch):
         for layer, bottom, top, _ in layers:
             if bottom:
                 layer.reshape(bottom, top)
+        for name, blob in net.blobs.items():
+            if blob.shape == saved[name].shape:
+                blob.data[...] = saved[name]
     return shapes, moving
 
 

@@ -110,3 +110,24 @@ def test_without_onnx_the_error_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "onnx", None)
     with pytest.raises(CaffeliteError, match='pip install "caffelite\\[onnx\\]"'):
         require_onnx()
+
+
+def test_input_shape_replaces_a_data_layer_whose_database_is_absent(tmp_path):
+    """BVLC's lenet_train_test names LMDB folders that are not here: --input-shape makes its
+    Data layers Inputs; the exported logits rank the digits as the deploy net does."""
+    train_test = need_shared(LENET_BVLC / "lenet_train_test.prototxt")
+    weights = need_shared(LENET_BVLC / "lenet_iter_5000.caffemodel")
+    out = tmp_path / "lenet.onnx"
+    done = export(train_test, weights, "-o", out, "--input-shape", "data=64,1,28,28")
+    assert done.returncode == 0, done.stderr
+    assert "inputs data[N,1,28,28]; outputs ip2[N,10]" in done.stdout
+    images = load_source("caffelite://mnist10k/test")[0][:200].astype(np.float32) / 256
+    import onnx
+
+    logits = session(onnx.load(str(out))).run(["ip2"], {"data": images})[0]
+    net = caffelite.Net(str(LENET_BVLC / "lenet.prototxt"), caffelite.TEST,
+                        weights=str(weights))
+    prob = net.forward(data=images)["prob"].reshape(200, 10)
+    np.testing.assert_array_equal(logits.argmax(1), prob.argmax(1))
+    bad = export(train_test, weights, "-o", out, "--input-shape", "image=1,2")
+    assert bad.returncode == 2 and "no data layer" in bad.stderr and "data, label" in bad.stderr
