@@ -32,8 +32,10 @@ def _dims(value_info):
                    "becomes an Input (so its database need not exist; other tops such as "
                    "labels get (D1,)); an Input top is resized. Repeatable.")
 def command(net, weights, output, phase, level, stage, static_batch, opset, input_shapes):
-    """Export the net NET (a deploy .prototxt/.yaml/.json, or a train_val with --phase TEST)
-    with the trained WEIGHTS (.caffemodel, by layer name) to an ONNX model. Data layers become
+    """Export a trained net to an ONNX model.
+
+    NET is a deploy .prototxt/.yaml/.json, or a train_val net built in --phase (TEST);
+    WEIGHTS a .caffemodel, loaded by layer name. Data layers become
     graph inputs, losses and Accuracy are dropped; inputs and outputs keep Caffe's blob
     names. A layer that cannot be exported is an error naming it, and no file is written."""
     for path, what in ((net, "net config"), (weights, "weights")):

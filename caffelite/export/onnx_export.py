@@ -115,6 +115,35 @@ class _Plan:
         return self.canon.get(blob, blob)
 
 
+def _convert(net, kinds, plan, graph, inputs):
+    """Run every layer's converter in order: ({blob: its current tensor}, [output blobs]) with
+    Caffe's rule for outputs (a top stays available until a later layer reads it)."""
+    current = {name: name for name in inputs}
+    available = []
+    for layer, kind in zip(net.layers, kinds):
+        bottoms, tops = net.bottom_names[layer.name], net.top_names[layer.name]
+        read = {plan.of(x) for x in bottoms}
+        if layer.type == "Silence":  # it exists to consume blobs: they are not outputs
+            available = [b for b in available if b not in read]
+        if kind == "drop":
+            graph.notes.append(f"dropped layer '{layer.name}' ({layer.type}): no meaning at "
+                               "inference")
+        if kind == "split":
+            for top in tops:
+                if bottoms[0] in current:  # (a label read only by a loss has no tensor)
+                    current[top] = current[bottoms[0]]
+        if kind != "convert" or (not bottoms and not plan.consumed.intersection(tops)):
+            continue
+        graph.begin(layer, bottoms, tops)
+        outs = CONVERTERS[layer.type](graph, layer, [current[b] for b in bottoms])
+        available = [b for b in available if b not in read]
+        for top, out in zip(tops, outs):
+            current[top] = out
+            if top not in available:
+                available.append(top)
+    return current, available
+
+
 def build_model(net, opset=DEFAULT_OPSET, static_batch=False):
     """The ONNX ModelProto of `net` and a list of notes (what was dropped)."""
     onnx = require_onnx()
@@ -131,29 +160,8 @@ def build_model(net, opset=DEFAULT_OPSET, static_batch=False):
     shapes, moving = _blob_shapes(net, kinds, inputs, static_batch)
     graph = Graph(opset, shapes, moving)
     graph.net = net
-    current = {name: name for name in inputs}
     graph.used.update(inputs)
-    available = []
-    for layer, kind in zip(net.layers, kinds):
-        bottoms, tops = net.bottom_names[layer.name], net.top_names[layer.name]
-        if layer.type == "Silence":  # it exists to consume blobs: they are not outputs
-            available = [b for b in available if b not in {plan.of(x) for x in bottoms}]
-        if kind == "drop":
-            graph.notes.append(f"dropped layer '{layer.name}' ({layer.type}): no meaning at "
-                               "inference")
-        if kind == "split":
-            for top in tops:
-                if bottoms[0] in current:  # (a label read only by a loss has no tensor)
-                    current[top] = current[bottoms[0]]
-        if kind != "convert" or (not bottoms and not plan.consumed.intersection(tops)):
-            continue
-        graph.begin(layer, bottoms, tops)
-        outs = CONVERTERS[layer.type](graph, layer, [current[b] for b in bottoms])
-        available = [b for b in available if b not in {plan.of(x) for x in bottoms}]
-        for top, out in zip(tops, outs):
-            current[top] = out
-            if top not in available:
-                available.append(top)
+    current, available = _convert(net, kinds, plan, graph, inputs)
     graph.layer = None
     outputs = []
     for blob in available:
