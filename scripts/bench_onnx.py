@@ -62,10 +62,12 @@ class CaffeliteSide:
 
 
 class OnnxSide:
-    def __init__(self, model, inputs, threads):
+    def __init__(self, model, inputs, threads, spin=True):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
+        if not spin:  # idle pool threads sleep instead of spinning (a busy shared machine)
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
@@ -86,8 +88,9 @@ def sides(name, batch, threads):
             blob.data[...] = rng.standard_normal(blob.shape).astype(np.float32) * std
     inputs = {n: rng.standard_normal(net.blobs[n].shape).astype(np.float32) for n in net.inputs}
     model = caffelite.export_onnx(net)
-    return {"caffelite": CaffeliteSide(net, inputs), "onnxruntime": OnnxSide(model, inputs,
-                                                                              threads)}
+    return {"caffelite": CaffeliteSide(net, inputs),
+            "onnxruntime": OnnxSide(model, inputs, threads),
+            "ort_nospin": OnnxSide(model, inputs, threads, spin=False)}
 
 
 def main():
@@ -112,19 +115,21 @@ def main():
         quartiles = {k: statistics.quantiles(t, n=4, method="inclusive") if len(t) > 1 else t * 3
                      for k, t in times.items()}
         results.append({"net": name, "batch": batch, "ms": ms, "quartiles_ms": quartiles,
-                        "ratio": ratios["onnxruntime"]})
+                        "ratio": ratios})
     if args.json:
         print(json.dumps({"threads": args.threads, "results": results}, indent=1))
         return
-    print(f"threads={args.threads}; forward, median (min-max) ms; ratio = caffelite / "
-          "onnxruntime per iteration, median (quartiles)")
-    print(f"{'net':<14}{'batch':>6}{'caffelite':>28}{'onnxruntime':>28}{'ratio':>22}")
+    keys = ("caffelite", "onnxruntime", "ort_nospin")
+    print(f"threads={args.threads}; forward, median (quartiles) ms; ratio = caffelite / "
+          "onnxruntime per iteration, median (quartiles); ort_nospin: pool threads sleep")
+    print(f"{'net':<14}{'batch':>6}" + "".join(f"{k:>26}" for k in keys)
+          + "".join(f"{'/' + k:>20}" for k in keys[1:]))
     for row in results:
-        ms, r = row["ms"], row["ratio"]
-        cells = [f"{ms[k]['median']:.2f} ({ms[k]['min']:.2f}-{ms[k]['max']:.2f})".rjust(28)
-                 for k in ("caffelite", "onnxruntime")]
-        print(f"{row['net']:<14}{row['batch']:>6}" + "".join(cells)
-              + f"{r['median']:.2f} ({r['q1']:.2f}-{r['q3']:.2f})".rjust(22))
+        q = row["quartiles_ms"]
+        cells = [f"{q[k][1]:.2f} ({q[k][0]:.2f}-{q[k][2]:.2f})".rjust(26) for k in keys]
+        ratios = [f"{r['median']:.2f} ({r['q1']:.2f}-{r['q3']:.2f})".rjust(20)
+                  for r in row["ratio"].values()]
+        print(f"{row['net']:<14}{row['batch']:>6}" + "".join(cells) + "".join(ratios))
 
 
 if __name__ == "__main__":
