@@ -185,7 +185,10 @@ def _model(onnx, net, graph, inputs, outputs):
         info.doc_string = f"Caffe blob '{blob}'"
         graph_outputs.append(info)
     body = helper.make_graph(nodes, net.name or "caffelite", graph_inputs, graph_outputs, inits)
-    model = helper.make_model(body, producer_name="caffelite",
+    from .. import __version__
+
+    model = helper.make_model(body, producer_name="caffelite", producer_version=__version__,
+                              doc_string=f"Caffe net '{net.name}' exported by caffelite",
                               opset_imports=[helper.make_opsetid("", graph.opset)])
     model.ir_version = min(model.ir_version, _ir_version(onnx, graph.opset))
     try:

@@ -209,6 +209,19 @@ def test_constant_dummy_data_is_a_constant(rng):
                + one("Eltwise", "eltwise_param { operation: PROD }", ("x", "c"), ("p",), "m"))
     model = check_layer(snippet, [(2, 3)], rng, static_batch=True)
     assert [i.name for i in model.graph.input] == ["x"]
+    random = (one("DummyData", 'dummy_data_param { shape { dim: 2 dim: 3 } data_filler { '
+                  'type: "gaussian" } }', (), ("r",), "noise")
+              + one("Eltwise", "", ("x", "r"), ("s",), "sum"))
+    net = layer_net(random, [(2, 3)], rng)
+    model = export_onnx(net)
+    assert [i.name for i in model.graph.input] == ["x", "r"]  # random data is an input
+    x = rng.standard_normal((2, 3)).astype(np.float32)
+    net.forward(x=x)
+    from onnx_check import run
+
+    out = run(model, {"x": x, "r": net.blobs["r"].data})
+    np.testing.assert_allclose(out["s"], net.blobs["s"].data, rtol=1e-6)
+    assert model.producer_name == "caffelite" and caffelite.export_onnx is export_onnx
 
 
 RECURRENT = 'recurrent_param { num_output: 4 weight_filler { type: "gaussian" std: 0.5 } ' \
