@@ -29,11 +29,17 @@ def _kind(layer):
         return "convert"
     if kind in SOURCES or (not layer.layer_param.bottom and kind not in CONVERTERS):
         return "source"
-    if kind in DROPPED or kind.endswith("Loss"):
+    if kind in DROPPED or kind.endswith("Loss") or _weighted(layer):
         return "drop"
     if kind == "Split":
         return "split"
     return "convert"
+
+
+def _weighted(layer):
+    """Every top carries a loss weight: a loss (a Python loss layer says so this way)."""
+    weights = list(layer.loss_weights)
+    return bool(weights) and all(weights)
 
 
 def _constant_dummy(layer):

@@ -50,7 +50,7 @@ def check(net, inputs, model=None, rtol=RTOL, **export_args):
     for name, array in inputs.items():
         net.blobs[name].reshape(array.shape)
         net.blobs[name].data[...] = array
-    net.forward_from_to(first_non_source(net))
+    net.forward_from_to(first_non_source(net, inputs))
     theirs = run(model, {name: inputs[name] for name in graph_inputs})
     assert theirs, "the model has no outputs"
     blobs = {o.name: o.doc_string.split("'")[1] for o in model.graph.output}
@@ -59,10 +59,10 @@ def check(net, inputs, model=None, rtol=RTOL, **export_args):
     return model
 
 
-def first_non_source(net):
-    """Index of the first layer after the leading data layers (their tops are set by hand)."""
+def first_non_source(net, inputs):
+    """Index of the first layer after the leading data layers whose tops are set by hand."""
     for i, layer in enumerate(net.layers):
-        if layer.layer_param.bottom or layer.type in ("Parameter", "DummyData"):
+        if layer.layer_param.bottom or not set(net.top_names[layer.name]) & set(inputs):
             return i
     return len(net.layers)
 

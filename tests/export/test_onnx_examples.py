@@ -8,7 +8,7 @@ from conftest import EXAMPLES, ROOT, need_shared
 from onnx_check import check, random_inputs, randomise, with_inputs
 
 import caffelite
-from caffelite.export import ExportError, export_onnx
+from caffelite.export import export_onnx
 from caffelite.formats.config import read_net_param
 
 
@@ -93,16 +93,33 @@ def test_static_batch_fixes_the_input_size(rng):
     check(net, random_inputs(net, rng), model=model)
 
 
-def test_a_python_layer_is_an_error_naming_it(rng, tmp_path):
+PYLOSS = """import caffelite
+
+
+class EuclideanLossLayer(caffelite.Layer):
+    def reshape(self, bottom, top):
+        top[0].reshape(())
+
+    def forward(self, bottom, top):
+        top[0].data[...] = ((bottom[0].data - bottom[1].data) ** 2).sum() / 2
+"""
+
+
+def test_a_python_loss_is_dropped_and_random_dummy_data_are_inputs(rng, tmp_path, monkeypatch,
+                                                                   caplog):
+    """pycaffe's linreg: a Python layer with loss_weight 1 (Caffe's way to mark a Python loss)
+    is dropped like any loss; its DummyData x and y (gaussian fillers) are the inputs."""
     path = need_shared(EXAMPLES / "pycaffe/linreg.prototxt")
-    param = read_net_param(str(path))
-    try:
-        net = caffelite.Net(param, caffelite.TEST)
-    except caffelite.CaffeliteError as exc:  # the Python module is not importable here
-        pytest.skip(f"the Python layer's module is not importable: {exc}")
-    with pytest.raises(ExportError, match="layer 'loss' \\(Python\\)"):
-        export_onnx(net, tmp_path / "linreg.onnx")
-    assert not list(tmp_path.iterdir())
+    (tmp_path / "pyloss.py").write_text(PYLOSS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    net = caffelite.Net(read_net_param(str(path)), caffelite.TEST)
+    randomise(net, rng)
+    with caplog.at_level("INFO", logger="caffelite"):
+        model = export_onnx(net)
+    assert "dropped layer 'loss' (Python)" in caplog.text
+    assert [i.name for i in model.graph.input] == ["x", "y"]
+    assert sorted(o.name for o in model.graph.output) == ["ipx", "ipy"]
+    check(net, {name: net.blobs[name].data.copy() for name in ("x", "y")}, model=model)
 
 
 CONFIGS = [("lenet", False), ("lenet_bn", False), ("mlp", False), ("mnist_autoencoder", False),
