@@ -8,7 +8,6 @@ clipped to the padded input, before clipping to the image), a constant (oh, ow) 
 """
 import numpy as np
 
-from ..layers.pooling import _ave_divisor
 from ..proto import caffelite_pb2 as pb
 from .onnx_graph import FLT_MAX, converts
 
@@ -60,6 +59,16 @@ def im2col(g, layer, xs):
     return [g.node("Conv", [xs[0], g.const(weight, "one_hot")], g.top(0), **attrs)]
 
 
+def ave_divisor(size, kernel, pad, stride, out_size):
+    """Caffe's AVE divisor per output (oh, ow): each window, starting at i·stride − pad, cut
+    at the end of the padded input (size + pad) — before it is clipped to the image."""
+    extents = []
+    for n, k, p, s, o in zip(size, kernel, pad, stride, out_size):
+        start = np.arange(o) * s - p
+        extents.append(np.minimum(start + k, n + p) - start)
+    return np.outer(extents[0], extents[1]).astype(np.float64)
+
+
 def pool2d(g, x, size, method, kernel, pad, stride, out_size, output):
     """Caffe's pooling of x (N, C, *size) into (N, C, *out_size), written to `output`."""
     need = [(o - 1) * s + k for o, s, k in zip(out_size, stride, kernel)]
@@ -77,8 +86,9 @@ def pool2d(g, x, size, method, kernel, pad, stride, out_size, output):
     if method == P.STOCHASTIC:  # TEST: Σa² / Σa over the window
         squares = g.node("AveragePool", [g.node("Mul", [x, x])], **attrs)
         return g.node("Div", [squares, g.node("AveragePool", [x], **attrs)], output)
-    divisor = _ave_divisor((0, 0) + tuple(size), kernel, pad, stride, out_size, np.float64)
-    factor = (kernel[0] * kernel[1] / divisor).astype(np.float32)
+    divisor = ave_divisor(size, kernel, pad, stride, out_size)
+    with np.errstate(divide="ignore"):  # a window wholly past the image: 0/0, as Caffe
+        factor = (kernel[0] * kernel[1] / divisor).astype(np.float32)
     if np.all(factor == 1):
         return g.node("AveragePool", [x], output, **attrs)
     mean = g.node("AveragePool", [x], **attrs)
