@@ -93,25 +93,11 @@ def test_static_batch_fixes_the_input_size(rng):
     check(net, random_inputs(net, rng), model=model)
 
 
-PYLOSS = """import caffelite
-
-
-class EuclideanLossLayer(caffelite.Layer):
-    def reshape(self, bottom, top):
-        top[0].reshape(())
-
-    def forward(self, bottom, top):
-        top[0].data[...] = ((bottom[0].data - bottom[1].data) ** 2).sum() / 2
-"""
-
-
-def test_a_python_loss_is_dropped_and_random_dummy_data_are_inputs(rng, tmp_path, monkeypatch,
-                                                                   caplog):
+def test_a_python_loss_is_dropped_and_random_dummy_data_are_inputs(rng, monkeypatch, caplog):
     """pycaffe's linreg: a Python layer with loss_weight 1 (Caffe's way to mark a Python loss)
     is dropped like any loss; its DummyData x and y (gaussian fillers) are the inputs."""
     path = need_shared(EXAMPLES / "pycaffe/linreg.prototxt")
-    (tmp_path / "pyloss.py").write_text(PYLOSS)
-    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.syspath_prepend(str(ROOT / "tests" / "fixtures"))  # pyloss.py
     net = caffelite.Net(read_net_param(str(path)), caffelite.TEST)
     randomise(net, rng)
     with caplog.at_level("INFO", logger="caffelite"):
