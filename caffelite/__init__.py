@@ -25,6 +25,7 @@ _LAZY = {
     "AdamSolver": ("solvers", "AdamSolver"),
     "NetSpec": ("net_spec", "NetSpec"),
     "params": ("net_spec", "params"),
+    "export_onnx": ("export", "export_onnx"),
 }
 
 
