@@ -13,8 +13,8 @@ CHECK_FILES_UP_TO = 200_000
 
 
 def read_list(path):
-    """[(image path, label, line number)] of a list file; each line splits at its last space (paths may
-    hold spaces), the label an integer. DataError naming the line otherwise."""
+    """[(image path, label, line number)] of a list file; each line splits at its last space
+    (paths may hold spaces), the label an integer. DataError naming the line otherwise."""
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()
@@ -99,7 +99,7 @@ def _taps(size, new_size):
 
 class ImageListSource:
     """The images of a list in order (a fresh seeded shuffle each epoch when `shuffle`), as
-    ImageData reads them; position = (epoch, index in the epoch's order)."""
+    ImageData reads them; position = (epoch, index in the epoch's order, shuffle seed)."""
 
     def __init__(self, list_path, root_folder="", color=True, new_height=0, new_width=0,
                  shuffle=False, seed=0):
@@ -138,10 +138,11 @@ class ImageListSource:
             self.order = self._order(self.epoch)
 
     def position(self):
-        return {"epoch": self.epoch, "index": self.index}
+        return {"epoch": self.epoch, "index": self.index, "shuffle_seed": self.seed}
 
     def restore(self, position):
         self.epoch, self.index = int(position["epoch"]), int(position["index"])
+        self.seed = int(position.get("shuffle_seed", self.seed))
         self.order = self._order(self.epoch)
 
     def close(self):
