@@ -293,3 +293,25 @@ class DBWriter:
     def __exit__(self, kind, value, traceback):
         self.close(complete=kind is None)
         return False
+
+
+def count_records(path, backend=None):
+    """The number of records of an LMDB (None for a LevelDB: it would take a scan); checks that
+    the database opens and is not empty."""
+    cursor = open_cursor(path, backend)
+    try:
+        return len(cursor) if cursor.backend == "lmdb" else None
+    finally:
+        cursor.close()
+
+
+def iterate_records(path, backend=None):
+    """(key, value) of every record once, in key order."""
+    cursor = open_cursor(path, backend)
+    try:
+        while True:
+            yield cursor.key(), cursor.value()
+            if cursor.next():
+                return
+    finally:
+        cursor.close()
