@@ -118,11 +118,12 @@ def _image_pixels(image, where, color):
 
 
 def _bgr(pixels):
-    """RGB(A) -> BGR(A); grey stays."""
+    """RGB(A) -> BGR(A), a view where it can be; grey stays."""
     if pixels.shape[2] == 1:
         return pixels
-    order = [2, 1, 0, 3][: pixels.shape[2]]
-    return pixels[:, :, order]
+    if pixels.shape[2] == 3:
+        return pixels[:, :, ::-1]
+    return pixels[:, :, [2, 1, 0, 3]]
 
 
 def gray_from_bgr(pixels, weights=GRAY_OPENCV):

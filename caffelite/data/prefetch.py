@@ -15,6 +15,8 @@ import time
 import weakref
 
 POLL_SECONDS = 0.1
+# The most memory the batches waiting in a queue may take (streamed.prefetch_depth).
+PREFETCH_BYTES = 256 << 20
 _live = weakref.WeakSet()
 
 

@@ -3,11 +3,13 @@ BatchMaker run by a Prefetcher, tops filled from the next ready batch."""
 import functools
 import weakref
 
+import numpy as np
+
 from ..errors import layer_error
 from ..layer import Layer
 from .batches import BatchMaker
 from .errors import DataError
-from .prefetch import Prefetcher
+from .prefetch import PREFETCH_BYTES, Prefetcher
 from .transformer import DataTransformer
 
 
@@ -39,7 +41,9 @@ class StreamedDataLayer(Layer):
             raise self.error(str(exc)) from None
         seed = int(self.rng.integers(2**63))
         self.maker = BatchMaker(source, batch_size, transformer, seed, first)
-        self.prefetcher = Prefetcher(self.maker, prefetch or 4, f"caffelite-data-{self.name}")
+        self.prefetcher = Prefetcher(self.maker, prefetch_depth(prefetch, self.top_shape,
+                                                                self.dtype),
+                                     f"caffelite-data-{self.name}")
         self._finalizer = weakref.finalize(self, _shut_down, self.prefetcher, source)
         self.stream_state = self.maker.state()
         self.data_wait, self.batches = 0.0, 0
@@ -81,6 +85,13 @@ class StreamedDataLayer(Layer):
     def close(self):
         """Stop prefetching and close the source (also done when the layer is collected)."""
         self._finalizer()
+
+
+def prefetch_depth(prefetch, shape, dtype):
+    """Caffe's `prefetch` batches ahead (default 4), fewer when they would pass
+    PREFETCH_BYTES (an ImageNet batch of 256 crops 227×227 is 158 MB), at least 1."""
+    batch_bytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+    return max(1, min(prefetch or 4, PREFETCH_BYTES // max(1, batch_bytes)))
 
 
 def _shut_down(prefetcher, source):

@@ -124,16 +124,26 @@ class DataTransformer:
 
     def apply(self, raw, plan):
         """(raw[crop, mirror] − mean[same pixels]) · scale for a stored batch (N, C, H, W) of
-        any dtype: the same values as gather(normalize(raw)) with a fraction of the work, for
-        streamed batches (the mean is taken at each output's source pixel, as Caffe does)."""
+        any dtype: the values of gather(normalize(raw)), image by image with slices (far less
+        work than fancy indexing), for streamed batches. The mean is taken at each output's
+        source pixel, as Caffe does."""
         n, c, h, w = raw.shape
         mean = self.mean_array((c, h, w))
-        moves = self.crops_or_mirrors
-        out = (self.gather(raw, plan) if moves else raw).astype(self.dtype)
-        if mean is not None:
-            if mean.shape[1:] != (1, 1) and moves:
-                mean = self.gather(np.broadcast_to(mean, raw.shape), plan)
-            out -= mean
+        h_off, w_off, flip = plan
+        size_h, size_w = (self.crop_size, self.crop_size) if self.crop_size else (h, w)
+        out = np.empty((n, c, size_h, size_w), self.dtype)
+        for i in range(n):
+            window = (slice(None), slice(h_off[i], h_off[i] + size_h),
+                      slice(w_off[i], w_off[i] + size_w))
+            image = raw[i][window]
+            image_mean = mean if mean is None or mean.shape[1:] == (1, 1) else mean[window]
+            if flip is not None and flip[i]:
+                image = image[:, :, ::-1]
+                image_mean = None if image_mean is None else image_mean[:, :, ::-1]
+            if image_mean is None:
+                out[i] = image
+            else:
+                np.subtract(image, image_mean, out=out[i], dtype=self.dtype)
         if self.scale != 1:
             out *= self.dtype.type(self.scale)
         return out
