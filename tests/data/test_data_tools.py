@@ -245,3 +245,23 @@ def test_data_cifar10_bad_files(tmp_path, rng):
                                                  tmp_path / "c", "--out-dir", tmp_path / "o")
     assert "holds no CIFAR-10 binary files" in run_error(
         "data", "cifar10", "--input-dir", tmp_path, "--out-dir", tmp_path / "o")
+
+
+def test_time_reports_the_data_wait(pngs, tmp_path):
+    import json
+
+    root, listfile, _ = pngs
+    run("convert-imageset", root, listfile, tmp_path / "db")
+    (tmp_path / "net.prototxt").write_text(f"""
+      layer {{ name: "data" type: "Data" top: "data" top: "label"
+               data_param {{ source: "{tmp_path / 'db'}" backend: LMDB batch_size: 2 }} }}
+      layer {{ name: "ip" type: "InnerProduct" bottom: "data" top: "ip"
+               inner_product_param {{ num_output: 5 weight_filler {{ type: "xavier" }} }} }}
+      layer {{ name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" }}""")
+    result = json.loads(run("time", "--model", tmp_path / "net.prototxt", "--iterations", "4",
+                            "--json"))
+    data_forward = result["layers"][0]["forward_ms"]
+    assert 0 <= result["data_wait_ms"] <= data_forward  # waiting is part of Data's forward
+    assert 0 <= result["data_wait_fraction"] < 1
+    text = run("time", "--model", tmp_path / "net.prototxt", "--iterations", "2")
+    assert "Average data wait: " in text and "% of the iteration)." in text
