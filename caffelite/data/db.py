@@ -285,6 +285,9 @@ class DBWriter:
         if os.path.exists(self.path):
             shutil.rmtree(self.temp, ignore_errors=True)
             raise DataError(f"{self.path} appeared while it was being written; nothing replaced")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(self.temp, 0o777 & ~umask)  # mkdtemp made it private; a database is not
         os.rename(self.temp, self.path)
 
     def __enter__(self):
