@@ -75,7 +75,7 @@ def decode_image(data, where, color=None):
 
     color: True -> 3 channels (alpha dropped, grey replicated), False -> 1 channel (OpenCV's
     grey weights), None -> the file's own channels (1 grey, 3 BGR, 4 BGRA)."""
-    image_module = need("PIL.Image", "Decoding encoded images")
+    image_module = need("PIL.Image", "Decoding images")
     try:
         with image_module.open(io.BytesIO(data)) as image:
             if color is False and image.format == "JPEG" and image.mode != "L":

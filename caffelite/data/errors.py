@@ -16,5 +16,5 @@ def need(module, purpose):
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise DataError(f"{purpose} needs the {PACKAGES.get(module, module)} package, which is "
+        raise DataError(f"{purpose} needs the {PACKAGES.get(module.split(".")[0], module)} package, which is "
                         f"not installed: {EXTRA}") from None
