@@ -16,5 +16,6 @@ def need(module, purpose):
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise DataError(f"{purpose} needs the {PACKAGES.get(module.split(".")[0], module)} package, which is "
-                        f"not installed: {EXTRA}") from None
+        package = PACKAGES.get(module.split(".")[0], module)
+        raise DataError(f"{purpose} needs the {package} package, which is not installed: "
+                        f"{EXTRA}") from None
