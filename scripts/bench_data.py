@@ -12,8 +12,8 @@ CIFAR-10 set in the official binary format through `caffelite data cifar10` and
 waiting on the prefetch thread) per iteration. `imagenet` writes an LMDB of encoded JPEG
 Datums 3×256×256 (a few GB), then measures in child processes the peak RSS (VmHWM) of
 (a) a Data layer with CaffeNet's transform (crop 227, mirror, mean file) streaming every
-record at batch 256, and (b) CaffeNet's train_val net a few iterations from the LMDB and
-(c) the same from an in-memory .npz.
+record at batch 256, against the same layer over an in-memory .npz, and (b) CaffeNet's
+train_val net a few iterations from the LMDB, against the same from the .npz.
 """
 import argparse
 import json
@@ -179,12 +179,12 @@ def run_imagenet_child(kind, workdir, batch, iters):
     from caffelite.proto import caffelite_pb2 as pb
 
     mean = os.path.join(workdir, "mean.binaryproto")
-    if kind == "npz":
+    if kind in ("npz", "stream-npz"):
         source, backend = os.path.join(workdir, "imagenet64.npz"), "LMDB"
     else:
         source, backend = os.path.join(workdir, "imagenet_lmdb"), "LMDB"
     head = CAFFENET.format(mean=mean, source=source, batch=batch, backend=backend)
-    if kind == "stream":
+    if kind.startswith("stream"):
         net = caffelite.Net(parse_net_text(head), phase=caffelite.TRAIN)
         start = time.perf_counter()
         for _ in range(iters):
@@ -255,6 +255,9 @@ def main():
     stream = child(["stream", args.workdir, "256", str(args.records // 256)])
     print(f"Data layer alone, batch 256, crop 227 + mirror + mean: {stream['records_read']} "
           f"records in {stream['seconds']:.0f} s, peak RSS {stream['peak_rss_mb']:.0f} MB")
+    memory = child(["stream-npz", args.workdir, "256", "20"])
+    print(f"The same Data layer over an in-memory .npz of 64 images, {memory['records_read']} "
+          f"records: peak RSS {memory['peak_rss_mb']:.0f} MB")
     for kind in ("lmdb", "npz"):
         result = child([kind, args.workdir, str(args.train_batch), str(args.train_iters)])
         print(f"CaffeNet train_val from {kind}, batch {result['batch']}, {result['iters']} "

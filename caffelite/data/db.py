@@ -11,7 +11,7 @@ from .errors import DataError, need
 BACKENDS = ("lmdb", "leveldb")
 # An LMDB cursor maps the file: every page read stays in this process's RSS until the map
 # is closed, so a reader reopens the environment after this many bytes of values.
-LMDB_REMAP_BYTES = 256 << 20
+LMDB_REMAP_BYTES = 64 << 20
 LMDB_INITIAL_MAP = 64 << 20
 
 
