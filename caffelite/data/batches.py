@@ -56,25 +56,35 @@ class BatchMaker:
     def __call__(self):
         for _ in range(self.offset):
             self.source.skip()
-        raw = np.empty((self.batch_size,) + self.shape, self.dtype)
-        labels = np.empty(self.batch_size, np.float64)
-        wheres = []
+        images, labels, wheres = [], np.empty(self.batch_size, np.float64), []
         for i in range(self.batch_size):
-            pixels, label, where = self.source.read()
-            if pixels.shape != self.shape:
-                raise DataError(f"{where} is {shape_text(pixels.shape)}, the first was "
-                                f"{shape_text(self.shape)} ({self.first_where}); every record "
-                                "must have the same shape")
-            raw[i] = pixels
-            labels[i] = label
+            pixels, labels[i], where = self.source.read()
+            self.check_shape(pixels.shape, where)
+            images.append(pixels)
             wheres.append(where)
         for _ in range(self.step - self.offset - self.batch_size):
             self.source.skip()
-        _, _, h, w = raw.shape
-        plan = self.transformer.plan(self.batch_size, h, w, batch_rng(self.seed, self.index))
-        data = self.transformer.apply(raw, plan)
+        heights = np.array([image.shape[1] for image in images])
+        widths = np.array([image.shape[2] for image in images])
+        plan = self.transformer.plan(self.batch_size, heights, widths,
+                                     batch_rng(self.seed, self.index))
+        data = self.transformer.apply(images, plan)
         self.index += 1
         return Batch(data, labels, plan, wheres, self.state())
+
+    def check_shape(self, shape, where):
+        """Every record has the first's shape; with crop_size, as Caffe, the height and width
+        may differ as long as they hold the crop."""
+        if shape == self.shape:
+            return
+        crop = self.transformer.crop_size
+        if crop and shape[0] == self.shape[0] and min(shape[1:]) >= crop:
+            return
+        rule = (f"the same channels and at least the crop {crop}×{crop}" if crop else
+                "the same shape")
+        raise DataError(f"{where} is {shape_text(shape)}, the first was "
+                        f"{shape_text(self.shape)} ({self.first_where}); every record must "
+                        f"have {rule}")
 
 
 class DatumSource:

@@ -123,16 +123,21 @@ class DataTransformer:
                      rows[:, None, :, None], cols[:, None, None, :]]  # (N, C, crop_h, crop_w)
 
     def apply(self, raw, plan):
-        """(raw[crop, mirror] − mean[same pixels]) · scale for a stored batch (N, C, H, W) of
-        any dtype: the values of gather(normalize(raw)), image by image with slices (far less
+        """(raw[crop, mirror] − mean[same pixels]) · scale for stored images (a batch
+        (N, C, H, W) or a list of (C, H, W) of any dtype, their sizes differing only when
+        cropped): the values of gather(normalize(raw)), image by image with slices (far less
         work than fancy indexing), for streamed batches. The mean is taken at each output's
         source pixel, as Caffe does."""
-        n, c, h, w = raw.shape
-        mean = self.mean_array((c, h, w))
+        n = len(raw)
         h_off, w_off, flip = plan
+        c, h, w = raw[0].shape
         size_h, size_w = (self.crop_size, self.crop_size) if self.crop_size else (h, w)
         out = np.empty((n, c, size_h, size_w), self.dtype)
+        shape = mean = None
         for i in range(n):
+            if raw[i].shape != shape:  # a mean file must match each image's size
+                shape = raw[i].shape
+                mean = self.mean_array(shape)
             window = (slice(None), slice(h_off[i], h_off[i] + size_h),
                       slice(w_off[i], w_off[i] + size_w))
             image = raw[i][window]

@@ -35,7 +35,8 @@ class DataLayer(StreamedDataLayer):
     decide when the backend is left at its default) of serialised Datums: raw C×H×W bytes,
     float_data, or an encoded JPEG/PNG (`force_color`/`force_gray` in transform_param). It is
     read record by record in key order on a prefetch thread (`prefetch` batches ahead) and
-    never loaded whole; every record must have the shape of the first. Or it names a bundled
+    never loaded whole; every record must have the shape of the first (with crop_size only
+    its channels: each is cropped from its own size). Or it names a bundled
     set ("caffelite://mnist10k/train" = the first 8,000 digits of the shipped sample,
     "caffelite://mnist10k/test" = the last 2,000) or an .npz with `images` and `labels`, which
     are normalised ((x − mean)·scale) once in setup and sliced per forward.

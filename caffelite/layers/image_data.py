@@ -16,7 +16,8 @@ class ImageDataLayer(StreamedDataLayer):
     seeded by the net's (random_seed), so a run is reproducible; `rand_skip` starts at a random
     line in [0, rand_skip) after the shuffle. Batches are made on a prefetch thread
     (`data_param.prefetch`, default 4, as Caffe reads it) and transformed per batch by
-    transform_param. Every image must have the shape of the first (resize them, or crop).
+    transform_param. Every image must have the shape of the first (resize them), or, with
+    crop_size, its channels and at least the crop.
     """
 
     exact_num_top_blobs = 2

@@ -192,3 +192,35 @@ def test_k_iterations_and_resume_equal_n_straight_shuffled(image_list, tmp_path)
         np.testing.assert_array_equal(a.data, b.data)
     np.testing.assert_array_equal(straight.net.blobs["label"].data,
                                   resumed.net.blobs["label"].data)
+
+
+def test_images_of_different_sizes_are_cropped_each_from_its_own(tmp_path, rng):
+    sizes = [(6, 8), (9, 7), (5, 5), (12, 6)]
+    lines = []
+    for k, (h, w) in enumerate(sizes):
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(
+            tmp_path / f"{k}.png")
+        lines.append(f"{k}.png {k}\n")
+    (tmp_path / "list.txt").write_text("".join(lines))
+    for phase in (0, 1):  # TRAIN, TEST
+        layer, top = make_data_layer(image_text(tmp_path / "list.txt", f"{tmp_path}/", 4, "",
+                                                "crop_size: 5 mirror: true mean_value: 3"),
+                                     phase=phase)
+        data, _ = forward(layer, top)
+        h_off, w_off, flip = layer.last_plan
+        for k, (h, w) in enumerate(sizes):
+            assert 0 <= h_off[k] <= h - 5 and 0 <= w_off[k] <= w - 5
+            if phase == 1:
+                assert (h_off[k], w_off[k]) == ((h - 5) // 2, (w - 5) // 2)
+            expected = caffe_transform(cv2_read(f"{tmp_path}/{k}.png"), h_off[k], w_off[k],
+                                       flip[k], 5, np.float32(3))
+            np.testing.assert_array_equal(data[k], expected)
+        layer.close()
+    Image.fromarray(np.zeros((4, 9, 3), np.uint8)).save(tmp_path / "small.png")
+    (tmp_path / "list.txt").write_text("".join(lines) + "small.png 1\n")
+    layer, top = make_data_layer(image_text(tmp_path / "list.txt", f"{tmp_path}/", 5, "",
+                                            "crop_size: 5"))
+    with pytest.raises(NetError, match="line 5 is 3×4×9, the first was 3×6×8 .* at least the "
+                                       "crop 5×5"):
+        forward(layer, top)
+    layer.close()
