@@ -265,3 +265,22 @@ def test_time_reports_the_data_wait(pngs, tmp_path):
     assert 0 <= result["data_wait_fraction"] < 1
     text = run("time", "--model", tmp_path / "net.prototxt", "--iterations", "2")
     assert "Average data wait: " in text and "% of the iteration)." in text
+
+
+def test_a_net_over_bad_data_exits_2_naming_the_layer(tmp_path, rng):
+    from dbfixtures import raw_datum, write_db
+
+    (tmp_path / "plain").mkdir()
+    net = """layer {{ name: "data" type: "Data" top: "data" top: "label"
+      data_param {{ source: "{}" backend: LMDB batch_size: 2 }} }}"""
+    (tmp_path / "net.prototxt").write_text(net.format(tmp_path / "plain"))
+    message = run_error("time", "--model", tmp_path / "net.prototxt", "--iterations", "1")
+    assert "layer 'data' (Data): data_param.source: " in message
+    assert "is not an LMDB or LevelDB database" in message
+    values = [(f"{i:08d}".encode(), raw_datum(rng.integers(0, 9, (1, 4, 4)), 0)
+               .SerializeToString()) for i in range(2)]
+    values.append((b"00000002", b"\x08"))  # a truncated Datum
+    write_db(tmp_path / "db", "lmdb", values)
+    (tmp_path / "net.prototxt").write_text(net.format(tmp_path / "db"))
+    message = run_error("time", "--model", tmp_path / "net.prototxt", "--iterations", "2")
+    assert "record 00000002: the value is not a serialised Datum" in message
