@@ -12,3 +12,5 @@ from .formats.binary import (  # noqa: F401
     save_caffemodel,
     write_binaryproto,
 )
+from .data.datum import array_to_datum  # noqa: F401,E402  (pycaffe's caffe.io names)
+from .data.datum import io_datum_to_array as datum_to_array  # noqa: F401,E402

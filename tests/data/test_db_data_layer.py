@@ -313,3 +313,19 @@ def test_missing_package_names_the_extra(tmp_path, colour, monkeypatch, backend,
     monkeypatch.setitem(sys.modules, module, None)  # import now raises ImportError
     message = setup_error(data_text(source, backend, 2))
     assert message.endswith('is not installed: pip install "caffelite[data]"')
+
+
+def test_pycaffe_io_datum_functions(rng):
+    from caffelite import io
+
+    image = rng.integers(0, 256, (3, 4, 5), dtype=np.uint8)
+    datum = io.array_to_datum(image, 7)
+    assert (datum.channels, datum.height, datum.width, datum.label) == (3, 4, 5, 7)
+    assert datum.data == image.tobytes()
+    np.testing.assert_array_equal(io.datum_to_array(datum), image)
+    floats = rng.normal(size=(2, 3, 1))
+    back = io.datum_to_array(io.array_to_datum(floats))
+    assert back.dtype == np.float64
+    np.testing.assert_array_equal(back, floats.astype(np.float32))
+    with pytest.raises(ValueError, match="Incorrect array shape"):
+        io.array_to_datum(np.zeros((2, 2)))
