@@ -329,3 +329,17 @@ def test_pycaffe_io_datum_functions(rng):
     np.testing.assert_array_equal(back, floats.astype(np.float32))
     with pytest.raises(ValueError, match="Incorrect array shape"):
         io.array_to_datum(np.zeros((2, 2)))
+
+
+@pytest.mark.parametrize("flag_name, color", [("IMREAD_COLOR", True),
+                                               ("IMREAD_GRAYSCALE", False)])
+def test_jpeg_decoding_equals_opencv(rng, flag_name, color):
+    cv2 = pytest.importorskip("cv2")
+    from caffelite.data.datum import decode_image, encode_image
+
+    y, x = np.mgrid[0:40, 0:56]
+    image = np.clip(np.stack([x * 3, y * 4, x + y]) + rng.normal(0, 20, (3, 40, 56)), 0, 255)
+    jpeg = encode_image(image.astype(np.uint8), "jpg")
+    expected = cv2.imdecode(np.frombuffer(jpeg, np.uint8), getattr(cv2, flag_name))
+    expected = expected[None] if expected.ndim == 2 else expected.transpose(2, 0, 1)
+    np.testing.assert_array_equal(decode_image(jpeg, "test", color), expected)
