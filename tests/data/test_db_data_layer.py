@@ -343,3 +343,25 @@ def test_jpeg_decoding_equals_opencv(rng, flag_name, color):
     expected = cv2.imdecode(np.frombuffer(jpeg, np.uint8), getattr(cv2, flag_name))
     expected = expected[None] if expected.ndim == 2 else expected.transpose(2, 0, 1)
     np.testing.assert_array_equal(decode_image(jpeg, "test", color), expected)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_streamed_transform_equals_the_in_memory_one(seed):
+    """DataTransformer.apply (per image, on stored pixels) gives the values of
+    gather(normalize(...)) (the in-memory path) for random shapes, crops, flips and means."""
+    from caffelite.data.transformer import DataTransformer
+
+    rng = np.random.default_rng(seed)
+    c, h, w = rng.integers(1, 4), rng.integers(3, 9), rng.integers(3, 9)
+    raw = rng.integers(0, 256, (5, c, h, w), dtype=np.uint8)
+    param = pb.TransformationParameter(scale=float(rng.uniform(0.1, 2)),
+                                       mirror=bool(seed % 2),
+                                       crop_size=int(rng.integers(0, min(h, w) + 1)))
+    if seed % 3 == 1:
+        param.mean_value.extend(rng.uniform(0, 255, c).tolist())
+    transformer = DataTransformer(param, pb.TRAIN if seed < 3 else pb.TEST, None)
+    if seed % 3 == 2:
+        transformer.mean = rng.uniform(0, 255, (1, c, h, w)).astype(np.float32)
+    plan = transformer.plan(5, h, w, rng)
+    np.testing.assert_array_equal(transformer.apply(raw, plan),
+                                  transformer.gather(transformer.normalize(raw), plan))
