@@ -1,8 +1,12 @@
 """ImageData: batches of the images a list file names, decoded with Pillow and prefetched."""
+import logging
+
 from ..data.errors import DataError
 from ..data.image_list import ImageListSource
 from ..data.streamed import StreamedDataLayer
 from ..registry import register_layer
+
+logger = logging.getLogger("caffelite")
 
 
 @register_layer("ImageData")
@@ -35,8 +39,9 @@ class ImageDataLayer(StreamedDataLayer):
                              f"new_width {param.new_width}; set both to resize, or neither")
         transform = self.layer_param.transform_param
         if transform.force_color or transform.force_gray:
-            raise self.error("transform_param force_color/force_gray apply to encoded Datums; "
-                             "ImageData uses image_data_param.is_color")
+            logger.warning("layer '%s' (ImageData): transform_param force_color/force_gray "
+                           "apply to encoded Datums and are ignored here; ImageData reads "
+                           "colour or grey by image_data_param.is_color", self.name)
         seed = int(self.rng.integers(2**63))  # the shuffle's own stream
         try:
             source = ImageListSource(param.source, param.root_folder, param.is_color,
