@@ -28,12 +28,18 @@ from caffelite.proto import caffelite_pb2 as pb
 NETS = {"lenet": (1, 28, 10), "cifar10_quick": (3, 32, 10)}
 
 
-def net_spec(name, batch):
-    """The net as a caffelite NetParameter (Input layers + SoftmaxWithLoss)."""
+def net_spec(name, batch, source=None):
+    """The net as a caffelite NetParameter (Input layers, or a Data layer over the LMDB
+    `source`, + SoftmaxWithLoss)."""
     channels, size, classes = NETS[name]
     n = NetSpec(name)
-    n.data, n.label = L.Input(shape=[dict(dim=[batch, channels, size, size]),
-                                     dict(dim=[batch])], ntop=2)
+    if source:
+        n.data, n.label = L.Data(data_param=dict(source=source, batch_size=batch,
+                                                 backend=pb.DataParameter.LMDB),
+                                 transform_param=dict(scale=1 / 256), ntop=2)
+    else:
+        n.data, n.label = L.Input(shape=[dict(dim=[batch, channels, size, size]),
+                                         dict(dim=[batch])], ntop=2)
     gauss = dict(type="gaussian", std=0.01)
     if name == "lenet":
         xavier = dict(type="xavier")
@@ -75,17 +81,33 @@ def torch_model(name):
         nn.Flatten(), nn.Linear(1024, 64), nn.Linear(64, 10))
 
 
+def write_lmdb(name, batch, directory):
+    """An LMDB of 4 batches of random images of the net's shape (for --data lmdb)."""
+    from caffelite.data.datasets import write_datums
+
+    channels, size, classes = NETS[name]
+    path = os.path.join(directory, f"{name}_b{batch}_lmdb")
+    if not os.path.exists(path):
+        rng = np.random.default_rng(0)
+        images = rng.integers(0, 256, (4 * batch, channels, size, size), dtype=np.uint8)
+        write_datums(path, "lmdb", images, rng.integers(0, classes, 4 * batch), "{:08d}")
+    return path
+
+
 class CaffeliteSide:
-    def __init__(self, name, batch, rng):
+    def __init__(self, name, batch, rng, source=None):
         solver_param = pb.SolverParameter(base_lr=0.01, momentum=0.9, weight_decay=5e-4,
                                           lr_policy="fixed", max_iter=10**9, display=0,
                                           random_seed=1701, snapshot_after_train=False)
-        solver_param.net_param.CopyFrom(net_spec(name, batch))
+        solver_param.net_param.CopyFrom(net_spec(name, batch, source))
         self.solver = caffelite.get_solver(solver_param)
         self.net = self.solver.net
         # inference runs a TEST-phase net on the trained weights, as `caffe test` does
         self.test_net = caffelite.Net(solver_param.net_param, phase=caffelite.TEST)
         self.test_net.share_trained_layers_with(self.net)
+        self.steps = 0
+        if source:
+            return
         channels, size, classes = NETS[name]
         data = rng.random((batch, channels, size, size))
         labels = rng.integers(0, classes, batch)
@@ -95,6 +117,12 @@ class CaffeliteSide:
 
     def train_step(self):
         self.solver.step(1)
+        self.steps += 1
+
+    def data_wait_ms(self):
+        """Mean ms per training step spent waiting for the prefetch thread (Data over LMDB)."""
+        waited = sum(getattr(layer, "data_wait", 0.0) for layer in self.net.layers)
+        return 1e3 * waited / max(1, self.steps)
 
     def forward(self):
         self.test_net.forward()
@@ -128,10 +156,10 @@ class TorchSide:
             self.model(self.x)
 
 
-def make_side(side, name, batch):
+def make_side(side, name, batch, source=None):
     rng = np.random.default_rng(0)
     if side == "caffelite":
-        return CaffeliteSide(name, batch, rng)
+        return CaffeliteSide(name, batch, rng, source)
     return TorchSide(name, batch, rng, channels_last=(side == "torch_cl"))
 
 
@@ -213,6 +241,9 @@ def main():
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--data", choices=["input", "lmdb"], default="input",
+                        help="caffelite's data: fixed Input blobs, or a Data layer over an LMDB "
+                             "(reports the data wait per iteration)")
     args = parser.parse_args()
     try:
         import torch  # noqa: F401
@@ -227,11 +258,18 @@ def main():
     for entry in args.nets:
         name, _, batch = entry.partition(":")
         batch = int(batch or 64)
-        sides = {key: make_side(key, name, batch) for key in side_keys}
+        source = None
+        if args.data == "lmdb":
+            import tempfile
+
+            source = write_lmdb(name, batch, tempfile.mkdtemp(prefix="caffelite-bench-"))
+        sides = {key: make_side(key, name, batch, source) for key in side_keys}
         for mode in ("train_step", "forward"):
             ms, ratios = summary(time_alternately(sides, mode, args.iters, args.warmup,
                                                   max(1, args.block)))
             row = {"net": name, "batch": batch, "mode": mode, "ms": ms, "ratio": ratios}
+            if source and mode == "train_step":
+                row["data_wait_ms"] = sides["caffelite"].data_wait_ms()
             if mode == "train_step" and not args.no_memory:
                 row["peak_mb"] = {k: peak_memory_mb(k, name, batch, 5, args.threads)
                                   for k in side_keys}
@@ -256,6 +294,8 @@ def main():
         line += "".join(f"{r['median']:.2f} ({r['q1']:.2f}-{r['q3']:.2f})".rjust(19)
                         for r in row["ratio"].values())
         print(line)
+        if "data_wait_ms" in row:
+            print(" " * 21 + f"caffelite data wait: {row['data_wait_ms']:.2f} ms per iteration")
         if "peak_mb" in row:
             print(" " * 21 + "peak RSS MB: " + ", ".join(f"{k} {v:.0f}"
                                                        for k, v in row["peak_mb"].items()))

@@ -194,7 +194,7 @@ def test_state_round_trip_resumes_the_same_batches(colour):
 
 
 @pytest.mark.parametrize("transform, extra, message", [
-    ("", 'backend: LMDB', "LMDB or LevelDB"),
+    ("", 'backend: LMDB', "is not an LMDB or LevelDB database"),
     ("crop_size: 10", "", "crop_size 10 is larger than the images"),
     ('mean_value: 1 mean_file: "m.binaryproto"', "", "both mean_file and mean_value"),
     ("mean_value: 1 mean_value: 2", "", "2 mean_value entries for 3 channel"),
@@ -211,7 +211,7 @@ def test_configuration_errors_name_the_layer(colour, tmp_path, transform, extra,
 
 
 def test_source_and_batch_errors(tmp_path):
-    with pytest.raises(NetError, match=r"\(Data\).*no such file \(LMDB and LevelDB.*caffelite://"):
+    with pytest.raises(NetError, match=r"\(Data\).*no such database; use an LMDB.*caffelite://"):
         data_layer("examples/mnist/mnist_train_lmdb", 64)
     with pytest.raises(NetError, match="batch_size must be a positive"):
         data_layer("caffelite://mnist10k/test", 0)

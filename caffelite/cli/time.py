@@ -19,6 +19,7 @@ def benchmark(net, iterations):
     forward, backward = [0.0] * n, [0.0] * n
     forward_total = backward_total = 0.0
     clock = time.perf_counter
+    waits_before = data_wait_seconds(net)
     start = clock()
     for _ in range(iterations):
         pass_start = clock()
@@ -34,6 +35,7 @@ def benchmark(net, iterations):
             backward[i] += clock() - t
         backward_total += clock() - middle
     total = clock() - start
+    data_wait = data_wait_seconds(net) - waits_before
     ms = 1000.0 / iterations
     return {
         "initial_loss": initial_loss, "iterations": iterations,
@@ -43,7 +45,13 @@ def benchmark(net, iterations):
                                                 net.layer_need_backward)],
         "forward_ms": forward_total * ms, "backward_ms": backward_total * ms,
         "forward_backward_ms": total * ms, "total_ms": total * 1000.0,
+        "data_wait_ms": data_wait * ms, "data_wait_fraction": data_wait / total if total else 0.0,
     }
+
+
+def data_wait_seconds(net):
+    """Seconds the net's prefetching data layers have spent waiting for their next batch."""
+    return sum(getattr(layer, "data_wait", 0.0) for layer in net.layers)
 
 
 def report_lines(result):
@@ -63,6 +71,8 @@ def report_lines(result):
     lines += [f"Average Forward pass: {result['forward_ms']:.4g} ms.",
               f"Average Backward pass: {result['backward_ms']:.4g} ms.",
               f"Average Forward-Backward: {result['forward_backward_ms']:.4g} ms.",
+              f"Average data wait: {result.get('data_wait_ms', 0.0):.4g} ms "
+              f"({100 * result.get('data_wait_fraction', 0.0):.3g}% of the iteration).",
               f"Total Time: {result['total_ms']:.4g} ms."]
     return lines
 

@@ -66,22 +66,26 @@ def find_idx(idx_dir, split, kind):
     return None
 
 
-def split_paths(out):
-    """Output file per split: "mnist.npz" -> {"train": "mnist_train.npz", "test": ...}."""
-    base = out.removesuffix(".npz")
-    return {split: f"{base}_{split}.npz" for split in IDX_SPLITS}
+def split_paths(out, backend="npz"):
+    """Output per split: "mnist.npz" -> {"train": "mnist_train.npz", "test": ...}; for a
+    database, "mnist" -> "mnist_train_lmdb" (the names of Caffe's create_mnist.sh)."""
+    if backend == "npz":
+        base = out.removesuffix(".npz")
+        return {split: f"{base}_{split}.npz" for split in IDX_SPLITS}
+    return {split: f"{out}_{split}_{backend}" for split in IDX_SPLITS}
 
 
-def convert_idx_dir(idx_dir, out):
-    """Convert every MNIST split found in idx_dir to an .npz; returns [(path, images, labels)].
+def convert_idx_dir(idx_dir, out, backend="npz", progress=None):
+    """Convert every MNIST split found in idx_dir; returns [(path, images, labels)].
 
-    Each split needs both its images and labels file. The .npz holds `images` (N, H, W) uint8
-    and `labels` (N,) uint8 — the layout a Data layer reads.
+    Each split needs both its images and labels file. An .npz holds `images` (N, H, W) uint8
+    and `labels` (N,) uint8; an LMDB/LevelDB holds Datums 1×H×W keyed %08d, as Caffe's
+    convert_mnist_data writes them. Either is what a Data layer reads.
     """
     if not os.path.isdir(idx_dir):
         raise CaffeliteError(f"{idx_dir}: no such directory")
     written = []
-    for split, path in split_paths(out).items():
+    for split, path in split_paths(out, backend).items():
         images_file = find_idx(idx_dir, split, "images")
         labels_file = find_idx(idx_dir, split, "labels")
         if images_file is None and labels_file is None:
@@ -96,7 +100,12 @@ def convert_idx_dir(idx_dir, out):
             raise CaffeliteError(f"{images_file} {images.shape} and {labels_file} "
                                  f"{labels.shape} do not pair up as images (N, H, W) and "
                                  "labels (N,)")
-        write_npz(path, images=images, labels=labels)
+        if backend == "npz":
+            write_npz(path, images=images, labels=labels)
+        else:
+            from .datasets import write_datums
+
+            write_datums(path, backend, images[:, None], labels, "{:08d}", progress)
         written.append((path, images, labels))
     if not written:
         raise CaffeliteError(f"{idx_dir} holds no MNIST IDX files (expected "

@@ -1,4 +1,5 @@
-"""Datasets a Data layer reads: the bundled MNIST sample ("caffelite://...") and .npz files.
+"""Datasets a Data layer loads whole: the bundled MNIST sample ("caffelite://...") and .npz
+files (databases are streamed: see batches.DatumSource).
 
 A source is either a bundled name, `caffelite://mnist10k/train` (the first 8,000 digits of
 the shipped sample) or `caffelite://mnist10k/test` (the last 2,000), or the path of an .npz
@@ -21,8 +22,9 @@ __all__ = ["BUNDLED", "SCHEME", "bundled_path", "describe_sources", "load_bundle
 def describe_sources():
     """One sentence naming every source kind that works, for error messages."""
     names = ", ".join(f'"{SCHEME}{name}"' for name in BUNDLED)
-    return (f"use a bundled dataset ({names}) or the path of an .npz with 'images' and "
-            "'labels' arrays (`caffelite data mnist` writes one from the MNIST IDX files)")
+    return (f"use an LMDB or LevelDB database directory (`caffelite convert-imageset` and "
+            f"`caffelite data mnist|cifar10` write them), a bundled dataset ({names}) or the "
+            "path of an .npz with 'images' and 'labels' arrays")
 
 
 def load_source(source):
@@ -52,11 +54,10 @@ def load_source(source):
 def _load_npz(path):
     if os.path.isdir(path):
         raise CaffeliteError(
-            f"{path} is a directory (an LMDB or LevelDB database?); those backends are not "
-            f"supported yet: {describe_sources()}")
+            f"{path} is a directory (an LMDB or LevelDB database?): a Data layer streams it; "
+            f"only bundled and .npz sources load whole. {describe_sources()}")
     if not os.path.isfile(path):
-        hint = "" if path.endswith(".npz") else " (LMDB and LevelDB databases are not read yet)"
-        raise CaffeliteError(f"{path}: no such file{hint}; {describe_sources()}")
+        raise CaffeliteError(f"{path}: no such file; {describe_sources()}")
     try:
         npz = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:

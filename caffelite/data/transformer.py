@@ -89,10 +89,15 @@ class DataTransformer:
     def crop_mirror(self, batch, rng=None):
         """Crop and/or mirror a normalized batch (N, C, H, W) drawing from rng (default: the
         transformer's); a new array, or `batch` itself when there is nothing to do."""
-        n, c, h, w = batch.shape
         if not self.crops_or_mirrors:
             return batch
         rng = self.rng if rng is None else rng
+        n, _, h, w = batch.shape
+        return self.gather(batch, self.plan(n, h, w, rng))
+
+    def plan(self, n, h, w, rng):
+        """(h_off, w_off, flip) for n images of h×w: Caffe's draws, mirror flags first, then the
+        crop offsets (random in TRAIN, the centre in TEST); flip is None without `mirror`."""
         flip = rng.integers(0, 2, size=n).astype(bool) if self.mirror else None
         size_h, size_w = (self.crop_size, self.crop_size) if self.crop_size else (h, w)
         if self.crop_size and self.phase == pb.TRAIN:
@@ -101,13 +106,52 @@ class DataTransformer:
         else:  # TEST crops the centre; no crop is a crop at offset 0
             h_off = np.full(n, (h - size_h) // 2)
             w_off = np.full(n, (w - size_w) // 2)
-        rows = h_off[:, None] + np.arange(size_h)  # (N, crop_h)
-        cols = w_off[:, None] + np.arange(size_w)  # (N, crop_w)
+        return h_off, w_off, flip
+
+    def gather(self, batch, plan):
+        """The crops of a batch (N, C, H, W) at plan's offsets, mirrored where it says; any
+        dtype. A mean (C, H, W) broadcast to (N, C, H, W) is gathered the same way."""
+        h_off, w_off, flip = plan
+        n, c, h, w = batch.shape
+        size_h, size_w = (self.crop_size, self.crop_size) if self.crop_size else (h, w)
+        rows = np.asarray(h_off)[:, None] + np.arange(size_h)  # (N, crop_h)
+        cols = np.asarray(w_off)[:, None] + np.arange(size_w)  # (N, crop_w)
         if flip is not None:
             # Caffe writes column j of the crop to crop_w − 1 − j: read the columns reversed.
             cols = np.where(flip[:, None], cols[:, ::-1], cols)
         return batch[np.arange(n)[:, None, None, None], np.arange(c)[None, :, None, None],
                      rows[:, None, :, None], cols[:, None, None, :]]  # (N, C, crop_h, crop_w)
+
+    def apply(self, raw, plan):
+        """(raw[crop, mirror] − mean[same pixels]) · scale for stored images (a batch
+        (N, C, H, W) or a list of (C, H, W) of any dtype, their sizes differing only when
+        cropped): the values of gather(normalize(raw)), image by image with slices (far less
+        work than fancy indexing), for streamed batches. The mean is taken at each output's
+        source pixel, as Caffe does."""
+        n = len(raw)
+        h_off, w_off, flip = plan
+        c, h, w = raw[0].shape
+        size_h, size_w = (self.crop_size, self.crop_size) if self.crop_size else (h, w)
+        out = np.empty((n, c, size_h, size_w), self.dtype)
+        shape = mean = None
+        for i in range(n):
+            if raw[i].shape != shape:  # a mean file must match each image's size
+                shape = raw[i].shape
+                mean = self.mean_array(shape)
+            window = (slice(None), slice(h_off[i], h_off[i] + size_h),
+                      slice(w_off[i], w_off[i] + size_w))
+            image = raw[i][window]
+            image_mean = mean if mean is None or mean.shape[1:] == (1, 1) else mean[window]
+            if flip is not None and flip[i]:
+                image = image[:, :, ::-1]
+                image_mean = None if image_mean is None else image_mean[:, :, ::-1]
+            if image_mean is None:
+                out[i] = image
+            else:
+                np.subtract(image, image_mean, out=out[i], dtype=self.dtype)
+        if self.scale != 1:
+            out *= self.dtype.type(self.scale)
+        return out
 
     def transform(self, images, rng=None):
         """The full transform of a batch (N, C, H, W): normalize, then crop/mirror."""
