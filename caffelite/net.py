@@ -10,6 +10,7 @@ from .formats import binary as io
 from .net_build import NetWiring, check_layer_types
 from .net_filter import filter_net, insert_splits
 from .proto import caffelite_pb2 as pb
+from .pycaffe.net_names import PycaffeNetNames
 from .random import default_rng, make_rng
 from .registry import suggest
 from .runtime import deferring, flush_denormals, single_blas_thread
@@ -18,7 +19,7 @@ _PHASES = {"TRAIN": pb.TRAIN, "TEST": pb.TEST}
 logger = logging.getLogger("caffelite")
 
 
-class Net:
+class Net(PycaffeNetNames):
     """A Caffe net built from a prototxt/YAML path or a pb.NetParameter (pycaffe's caffe.Net).
 
     `Net(model, phase=TEST, weights=None, level=0, stages=())`; pycaffe's positional
@@ -291,8 +292,14 @@ class Net:
             param.data[...] -= param.diff
 
     def copy_from(self, path):
-        """Load weights by layer name from a .caffemodel (pycaffe's copy_from)."""
+        """Load weights by layer name from a .caffemodel, or a .caffemodel.h5 (an HDF5 file,
+        whatever its name, as Caffe decides) (pycaffe's copy_from)."""
         path = os.fspath(path)
+        from .formats.hdf5 import copy_trained_layers_h5, is_hdf5
+
+        if is_hdf5(path):
+            copy_trained_layers_h5(self, path)
+            return
         io.copy_trained_layers(self, io.load_caffemodel(path), source=path)
 
     def copy_trained_layers_from(self, net_param):
