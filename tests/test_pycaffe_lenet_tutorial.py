@@ -65,7 +65,12 @@ def test_lenet_tutorial_flow(tmp_path, monkeypatch):
     with open('mnist/lenet_auto_solver.prototxt', 'w') as f:
         f.write(SOLVER)
 
-    caffe.set_mode_cpu()
+    from caffelite.pycaffe import state
+
+    state.reset_gpu_warning()
+    with pytest.warns(RuntimeWarning, match="no GPU backend; running on the CPU"):
+        caffe.set_device(0)
+        caffe.set_mode_gpu()
     solver = None  # ignore this workaround for lmdb data (can't instantiate two solvers on
     solver = caffe.SGDSolver('mnist/lenet_auto_solver.prototxt')  # the same data)
 
@@ -114,7 +119,7 @@ def test_lenet_tutorial_flow(tmp_path, monkeypatch):
         #  how to do it directly in Python, where more complicated things are easier.)
         if it % test_interval == 0:
             correct = 0
-            for test_it in range(20):
+            for test_it in range(20):  # noqa: B007  (as written)
                 solver.test_nets[0].forward()
                 correct += sum(solver.test_nets[0].blobs['score'].data.argmax(1)
                                == solver.test_nets[0].blobs['label'].data)
