@@ -201,3 +201,12 @@ def test_cli_train_weights_h5(tmp_path):
     result = CliRunner().invoke(main, ["train", "--solver", str(solver_path), "--weights", h5])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "snap" / "lenet_iter_1.caffemodel.h5").is_file()
+    # and `--snapshot x.solverstate.h5` resumes from it
+    param.max_iter = 2
+    caffe.write_solver_param(param, str(solver_path))
+    state = str(tmp_path / "snap" / "lenet_iter_1.solverstate.h5")
+    result = CliRunner().invoke(main, ["train", "--solver", str(solver_path), "--snapshot",
+                                       state])
+    assert result.exit_code == 0, result.output
+    with h5py.File(tmp_path / "snap" / "lenet_iter_2.solverstate.h5", "r") as f:
+        assert f["iter"][0] == 2
