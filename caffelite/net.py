@@ -2,6 +2,7 @@
 import logging
 import os
 from collections import OrderedDict
+from contextlib import nullcontext
 
 import numpy as np
 
@@ -150,9 +151,12 @@ class Net(PycaffeNetNames):
         """Run layers start..end (inclusive) and return their summed loss."""
         end = len(self.layers) - 1 if end is None else end
         loss = 0.0
+        hooks = self._hooks  # pycaffe's before_forward/after_forward callbacks, if any
         with single_blas_thread(), flush_denormals():
             for i in range(start, end + 1):
                 layer, bottom, top = self.layers[i], self.bottom_vecs[i], self.top_vecs[i]
+                if hooks:
+                    self._run_hooks("before_forward", i)
                 layer.reshape(bottom, top)
                 if self._loss_tops[i]:
                     self._refresh_loss_weights(i)
@@ -161,18 +165,25 @@ class Net(PycaffeNetNames):
                     loss += float((blob.data * blob.diff).sum())
                 if self.debug_info:
                     self._log_debug("Forward", i)
+                if hooks:
+                    self._run_hooks("after_forward", i)
         return loss
 
     def backward_from_to(self, start=None, end=0):
         """Run backward of layers start down to end (inclusive) that need it."""
         start = len(self.layers) - 1 if start is None else start
-        with single_blas_thread(), flush_denormals(), deferring():
+        hooks = self._hooks  # with callbacks, gradients are complete when each one runs
+        with single_blas_thread(), flush_denormals(), deferring() if not hooks else nullcontext():
             for i in range(start, end - 1, -1):
+                if hooks:
+                    self._run_hooks("before_backward", i)
                 if self.layer_need_backward[i]:
                     self.layers[i].backward(self.top_vecs[i], self.bottom_need_backward[i],
                                             self.bottom_vecs[i])
                     if self.debug_info:
                         self._log_debug("Backward", i)
+                if hooks:
+                    self._run_hooks("after_backward", i)
 
     def _log_debug(self, direction, i):
         """Caffe's Forward/BackwardDebugInfo: mean |data| of tops and params after forward,

@@ -196,3 +196,26 @@ def test_snapshot_from_python_writes_beside_the_state_only(tmp_path, monkeypatch
     restored = caffe.SGDSolver(param)
     restored.restore(solverstate)
     assert restored.iter == 2
+
+
+def test_layer_callbacks(rng):
+    net = names_net()
+    net.blobs["data"].data[...] = rng.standard_normal((2, 3))
+    net.blobs["label"].data[...] = [1, 3]
+    seen = []
+    net.before_forward(lambda i: seen.append(("bf", i)))
+    net.after_forward(lambda i: seen.append(("af", i, float(net.blobs["ip"].data.sum()))))
+    net.before_backward(lambda i: seen.append(("bb", i)))
+    weight = net.params["ip"][0]
+    net.after_backward(lambda i: seen.append(("ab", i, weight.diff.copy())))
+    net.forward()
+    assert [s[:2] for s in seen] == [("bf", 0), ("af", 0), ("bf", 1), ("af", 1), ("bf", 2),
+                                     ("af", 2)]
+    assert seen[3][2] == float(net.blobs["ip"].data.sum())  # after ip's forward
+    seen.clear()
+    net.clear_param_diffs()
+    net.backward()
+    assert [s[:2] for s in seen] == [("bb", 2), ("ab", 2), ("bb", 1), ("ab", 1), ("bb", 0),
+                                     ("ab", 0)]
+    np.testing.assert_array_equal(seen[3][2], weight.diff)  # complete when the callback runs
+    assert np.abs(weight.diff).sum() > 0

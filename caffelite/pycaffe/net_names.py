@@ -5,10 +5,41 @@ from itertools import zip_longest
 
 import numpy as np
 
+_HOOK_EVENTS = ("before_forward", "after_forward", "before_backward", "after_backward")
+
 
 class PycaffeNetNames:
     """Read-only views in pycaffe's shapes: lists where pycaffe gives vectors, blob indices for
-    `_inputs`/`_outputs`."""
+    `_inputs`/`_outputs`; and pycaffe's per-layer callbacks."""
+
+    _hooks = None  # {event: [fn, ...]} once a callback is registered
+
+    # -- callbacks: fn(layer_index) around each layer's forward/backward --------------------
+    def _add_hook(self, event, fn):
+        if self._hooks is None:
+            self._hooks = {name: [] for name in _HOOK_EVENTS}
+        self._hooks[event].append(fn)
+
+    def _run_hooks(self, event, index):
+        for fn in self._hooks[event]:
+            fn(index)
+
+    def before_forward(self, fn):
+        """Call fn(layer_index) before each layer's forward."""
+        self._add_hook("before_forward", fn)
+
+    def after_forward(self, fn):
+        """Call fn(layer_index) after each layer's forward."""
+        self._add_hook("after_forward", fn)
+
+    def before_backward(self, fn):
+        """Call fn(layer_index) before each layer's backward (every layer in the range, as
+        Caffe, whether or not it needs one)."""
+        self._add_hook("before_backward", fn)
+
+    def after_backward(self, fn):
+        """Call fn(layer_index) after each layer's backward; its gradients are complete."""
+        self._add_hook("after_backward", fn)
 
     @property
     def _layer_names(self):
