@@ -176,3 +176,16 @@ def test_datum_conversions(rng):
 def test_binary_names_remain():
     for name in ("load_caffemodel", "read_binaryproto", "write_binaryproto", "atomic_write"):
         assert callable(getattr(caffe.io, name))
+
+
+def test_one_channel_round_trip(rng):
+    t = caffe.io.Transformer({"data": (1, 1, 5, 5)})
+    t.set_transpose("data", (2, 0, 1))
+    t.set_raw_scale("data", 255)
+    t.set_mean("data", np.array([30.0]))
+    grey = rng.random((5, 5, 1)).astype(np.float32)
+    out = t.preprocess("data", grey)
+    np.testing.assert_allclose(out, grey.transpose(2, 0, 1) * 255 - 30, rtol=1e-6, atol=1e-4)
+    np.testing.assert_allclose(t.deprocess("data", out[None]), grey, atol=1e-6)
+    with pytest.raises(ValueError, match="Mean channels"):
+        t.set_mean("data", np.zeros((3, 5, 5)))

@@ -61,6 +61,9 @@ class Transformer:
                 mean = mean[None]
             if mean.ndim != 3:
                 raise ValueError(f"Mean shape invalid: {mean.shape}; give C, C×H×W or H×W")
+            if mean.shape[0] != channels:
+                raise ValueError(f"Mean channels incompatible with input: the mean has "
+                                 f"{mean.shape[0]}, the input {channels}")
             if mean.shape != (channels,) + tuple(dims):
                 from .io import resize_image
 
@@ -96,10 +99,13 @@ class Transformer:
         return image
 
     def deprocess(self, name, data):
-        """The inverse of preprocess (without the resize): net input -> image. Axes of length 1
-        are squeezed first, as in pycaffe (so a batch of one works)."""
+        """The inverse of preprocess (without the resize): net input -> image. Leading axes of
+        length 1 are dropped first, so a batch of one works (pycaffe squeezes every unit axis,
+        which fails for one-channel inputs)."""
         self._check_input(name)
-        image = np.array(data, dtype=np.float32).squeeze()
+        image = np.array(data, dtype=np.float32)
+        while image.ndim > len(self.inputs[name]) - 1 and image.shape[0] == 1:
+            image = image[0]
         if self.input_scale.get(name) is not None:
             image /= self.input_scale[name]
         if self.mean.get(name) is not None:
