@@ -2,11 +2,13 @@
 init_log and log. There is one compute backend (NumPy on the CPU), so the GPU calls warn once and
 carry on: notebooks written for a GPU run unchanged."""
 import logging
+import os
 import sys
 import time
 import warnings
 
 logger = logging.getLogger("caffelite")
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 NO_GPU_MESSAGE = "no GPU backend; running on the CPU"
 _state = {"mode": "CPU", "device": 0, "solver_count": 1, "solver_rank": 0,
@@ -17,7 +19,11 @@ def warn_no_gpu():
     """Say once per process that GPU requests run on the CPU."""
     if not _state["warned_gpu"]:
         _state["warned_gpu"] = True
-        warnings.warn(NO_GPU_MESSAGE, RuntimeWarning, stacklevel=3)
+        # Point at the user's line (set_mode_gpu(), SGDSolver(...)), not at caffelite's own.
+        frame, level = sys._getframe(0), 1
+        while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+            frame, level = frame.f_back, level + 1
+        warnings.warn(NO_GPU_MESSAGE, RuntimeWarning, stacklevel=level)
 
 
 def set_mode_cpu():
