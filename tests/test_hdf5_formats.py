@@ -210,3 +210,14 @@ def test_cli_train_weights_h5(tmp_path):
     assert result.exit_code == 0, result.output
     with h5py.File(tmp_path / "snap" / "lenet_iter_2.solverstate.h5", "r") as f:
         assert f["iter"][0] == 2
+
+
+def test_without_h5py_the_errors_say_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "h5py", None)  # import h5py now fails
+    net = shared_net(tmp_path)
+    with pytest.raises(WeightsError, match=r'pip install "caffelite\[hdf5\]"'):
+        net.save_hdf5(str(tmp_path / "w.caffemodel.h5"))
+    param = lenet_solver_param(tmp_path, caffe_pb2.SolverParameter.HDF5)
+    with pytest.raises(caffe.SolverError, match=r"snapshot_format: HDF5: .*caffelite\[hdf5\]"):
+        caffe.SGDSolver(param)
+    assert not (tmp_path / "w.caffemodel.h5").exists()
