@@ -41,7 +41,8 @@ _LAZY = {
     "Detector": ("pycaffe.detector", "Detector"),
 }
 # Submodules pycaffe code reaches as attributes (caffe.io.Transformer, caffe.layers ...).
-_SUBMODULES = {"io", "draw", "coord_map", "net_spec", "layers", "proto"}
+_SUBMODULES = {"io", "draw", "coord_map", "net_spec", "layers", "proto", "classifier",
+               "detector", "pycaffe"}
 
 
 def __getattr__(name):

@@ -219,3 +219,13 @@ def test_layer_callbacks(rng):
                                      ("ab", 0)]
     np.testing.assert_array_equal(seen[3][2], weight.diff)  # complete when the callback runs
     assert np.abs(weight.diff).sum() > 0
+
+
+def test_pycaffe_module_paths():
+    from caffelite.classifier import Classifier
+    from caffelite.detector import Detector
+    from caffelite.pycaffe import Net, SGDSolver
+
+    assert Net is caffe.Net and SGDSolver is caffe.SGDSolver
+    assert Classifier is caffe.Classifier and Detector is caffe.Detector
+    assert callable(caffe.io.Transformer) and callable(caffe.to_proto)
