@@ -35,6 +35,7 @@ _LAZY = {
     "set_solver_rank": ("pycaffe.state", "set_solver_rank"),
     "set_multiprocess": ("pycaffe.state", "set_multiprocess"),
     "Timer": ("pycaffe.state", "Timer"),
+    "NCCL": ("pycaffe.state", "NCCL"),
     "init_log": ("pycaffe.state", "init_log"),
     "log": ("pycaffe.state", "log"),
     "Classifier": ("pycaffe.classifier", "Classifier"),

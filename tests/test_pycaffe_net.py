@@ -229,3 +229,15 @@ def test_pycaffe_module_paths():
     assert Net is caffe.Net and SGDSolver is caffe.SGDSolver
     assert Classifier is caffe.Classifier and Detector is caffe.Detector
     assert callable(caffe.io.Transformer) and callable(caffe.to_proto)
+
+
+def test_nccl_stub():
+    solver = object()
+    nccl = caffe.NCCL(solver, caffe.NCCL.new_uid())
+    nccl.bcast()  # one solver: nothing to broadcast
+    caffe.set_solver_count(2)
+    try:
+        with pytest.raises(RuntimeError, match="no NCCL"):
+            caffe.NCCL(solver, b"")
+    finally:
+        caffe.set_solver_count(1)

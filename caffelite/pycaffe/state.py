@@ -142,3 +142,21 @@ def init_log(level=0, stderr=True):
 def log(message):
     """pycaffe's log: one INFO line through caffelite's logger."""
     logger.info("%s", message)
+
+
+class NCCL:
+    """pycaffe's NCCL in a build without it (has_nccl() is False): with one solver there is
+    nothing to share, so bcast() and add_callback do nothing; with more, it refuses."""
+
+    def __init__(self, solver, uid=b""):
+        if solver_count() > 1:
+            raise RuntimeError("caffelite has no NCCL: run data-parallel training with MPI "
+                               "(see docs) instead of pycaffe's NCCL")
+        self.solver, self.uid = solver, uid
+
+    @staticmethod
+    def new_uid():
+        return bytes(os.urandom(128))
+
+    def bcast(self):
+        """Broadcast rank 0's weights: nothing to do with a single solver."""
