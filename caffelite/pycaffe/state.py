@@ -150,8 +150,8 @@ class NCCL:
 
     def __init__(self, solver, uid=b""):
         if solver_count() > 1:
-            raise RuntimeError("caffelite has no NCCL: run data-parallel training with MPI "
-                               "(see docs) instead of pycaffe's NCCL")
+            raise RuntimeError("caffelite has no NCCL: train data-parallel under MPI "
+                               "(mpiexec) instead of with pycaffe's NCCL")
         self.solver, self.uid = solver, uid
 
     @staticmethod
