@@ -160,3 +160,13 @@ def test_save_and_load_hdf5(tmp_path):
     for name in net.params:
         for a, b in zip(net.params[name], other.params[name]):
             np.testing.assert_array_equal(a.data, b.data)
+
+
+def test_share_weights(solver):
+    param = text_format.Parse(SOLVER_NET, caffe_pb2.NetParameter())
+    net = caffe.Net(param, caffe.TEST)
+    solver.share_weights(net)
+    solver.step(1)
+    for name in ("conv", "ip"):
+        for a, b in zip(net.params[name], solver.net.params[name]):
+            np.testing.assert_array_equal(a.data, b.data)

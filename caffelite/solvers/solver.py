@@ -425,6 +425,11 @@ class Solver:
         self._notify("on_snapshot", paths)
         return paths
 
+    def share_weights(self, net):
+        """pycaffe's share_weights: `net` uses this solver's train-net weights (by layer name),
+        as the solver's own test nets do."""
+        net.share_trained_layers_with(self.net)
+
     def restore(self, path):
         """Resume from a .solverstate: iter, weights (learned_net, by layer name), current_step,
         history; then, from the sidecar when present, data positions, random state and the
