@@ -151,8 +151,7 @@ def write_weights_h5(layers, path):
 def net_param_bytes_from_h5(path, name=""):
     """A binary NetParameter (layers with name and blobs only) of a .caffemodel.h5; a layer
     lacking an index (shared parameters) cannot be written without the net."""
-    from .binary import proto_field_bytes as field
-
+    field = proto_field_bytes
     chunks = [field(1, name.encode())] if name else []
     for layer, arrays in read_weights_h5(path).items():
         if any(a is None for a in arrays):
