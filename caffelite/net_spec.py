@@ -115,18 +115,19 @@ def _top_name(top, names, autonames):
 def _collect(roots, names):
     """Layer dicts of every Function the roots depend on, depth first, inputs first."""
     autonames, produced, layers = {}, {}, []
-
-    def visit(fn):
-        if id(fn) in produced:
-            return
-        for top in fn.inputs:
-            visit(top.fn)
-        layer = fn.to_layer_dict(names, autonames, produced)
-        produced[id(fn)] = layer
-        layers.append(layer)
-
     for root in roots:
-        visit(root.fn if isinstance(root, Top) else root)
+        # Post-order without recursion, so nets thousands of layers deep build too.
+        stack = [(root.fn if isinstance(root, Top) else root, False)]
+        while stack:
+            fn, inputs_done = stack.pop()
+            if id(fn) in produced:
+                continue
+            if inputs_done:
+                produced[id(fn)] = layer = fn.to_layer_dict(names, autonames, produced)
+                layers.append(layer)
+                continue
+            stack.append((fn, True))
+            stack.extend((top.fn, False) for top in reversed(fn.inputs))
     return layers
 
 
