@@ -221,3 +221,26 @@ def test_without_h5py_the_errors_say_what_to_install(tmp_path, monkeypatch):
     with pytest.raises(caffe.SolverError, match=r"snapshot_format: HDF5: .*caffelite\[hdf5\]"):
         caffe.SGDSolver(param)
     assert not (tmp_path / "w.caffemodel.h5").exists()
+
+
+def test_bvlc_caffemodel_through_hdf5(tmp_path):
+    """BVLC's own LeNet weights: .caffemodel -> .caffemodel.h5 (every layer of the file a group)
+    -> loaded by content into the deploy net, same outputs as the original file."""
+    from conftest import LENET_BVLC, need_shared
+
+    model = need_shared(LENET_BVLC / "lenet_iter_5000.caffemodel")
+    h5 = str(tmp_path / "lenet.caffemodel.h5")
+    result = CliRunner().invoke(main, ["convert", str(model), h5])
+    assert result.exit_code == 0, result.output
+    original = caffe.io.load_caffemodel(str(model))
+    with h5py.File(h5, "r") as f:
+        assert set(f["data"]) == {layer.name for layer in original.layer}
+        for layer in original.layer:
+            for j, blob in enumerate(layer.blobs):
+                np.testing.assert_array_equal(f[f"data/{layer.name}/{j}"][()],
+                                              caffe.io.read_blob_array(blob))
+    deploy = str(LENET_BVLC / "lenet.prototxt")
+    a = caffe.Net(deploy, str(model), caffe.TEST)
+    b = caffe.Net(deploy, caffe.TEST, weights=h5)
+    x = np.random.default_rng(0).random(a.blobs["data"].shape).astype(np.float32)
+    np.testing.assert_array_equal(a.forward(data=x)["prob"], b.forward(data=x)["prob"])

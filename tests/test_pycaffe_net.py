@@ -241,3 +241,43 @@ def test_nccl_stub():
             caffe.NCCL(solver, b"")
     finally:
         caffe.set_solver_count(1)
+
+
+def test_net_surgery_editing_parameters(tmp_path):
+    """The notebook's first part on BVLC's net_surgery/conv.prototxt: a grey image through one
+    convolution, then a Gaussian blur and Sobel filters written into its weights; OpenCV's
+    filter2D (a correlation, as Caffe's convolution) is the reference."""
+    from conftest import EXAMPLES, need_shared
+
+    cv2 = pytest.importorskip("cv2")
+    Image = pytest.importorskip("PIL.Image")
+    prototxt = need_shared(EXAMPLES / "net_surgery" / "conv.prototxt")
+    y, x = np.mgrid[0:60, 0:80]
+    pixels = ((np.sin(x / 5.0) * np.cos(y / 7.0) + 1) * 120 + (x > 40) * 10).astype(np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "cat_gray.png")
+
+    net = caffe.Net(str(prototxt), caffe.TEST)
+    assert list(net.blobs.keys()) == ["data", "conv"] and list(net.params.keys()) == ["conv"]
+    im = np.array(caffe.io.load_image(str(tmp_path / "cat_gray.png"), color=False)).squeeze()
+    im_input = im[np.newaxis, np.newaxis, :, :]
+    net.blobs['data'].reshape(*im_input.shape)
+    net.blobs['data'].data[...] = im_input
+    net.forward()
+    assert net.blobs['conv'].data.shape == (1, 3, 56, 76)
+    net.params['conv'][1].data[0] = 1.
+    net.forward()
+    ksize = net.params['conv'][0].data.shape[2:]
+    sigma = 1.
+    y, x = np.mgrid[-ksize[0] // 2 + 1:ksize[0] // 2 + 1, -ksize[1] // 2 + 1:ksize[1] // 2 + 1]
+    g = np.exp(-((x**2 + y**2) / (2.0 * sigma**2)))
+    gaussian = (g / g.sum()).astype(np.float32)
+    net.params['conv'][0].data[0] = gaussian
+    net.params['conv'][0].data[1:] = 0.
+    sobel = np.array((-1, -2, -1, 0, 0, 0, 1, 2, 1), dtype=np.float32).reshape((3, 3))
+    net.params['conv'][0].data[1, 0, 1:-1, 1:-1] = sobel  # horizontal
+    net.params['conv'][0].data[2, 0, 1:-1, 1:-1] = sobel.T  # vertical
+    out = net.forward()['conv'][0]
+    kernels = [gaussian, np.pad(sobel, 1), np.pad(sobel.T, 1)]
+    for k, (kernel, bias) in enumerate(zip(kernels, [1, 0, 0])):
+        reference = cv2.filter2D(im.astype(np.float32), -1, kernel)[2:-2, 2:-2] + bias
+        np.testing.assert_allclose(out[k], reference, rtol=1e-5, atol=1e-5)
