@@ -189,3 +189,12 @@ def test_one_channel_round_trip(rng):
     np.testing.assert_allclose(t.deprocess("data", out[None]), grey, atol=1e-6)
     with pytest.raises(ValueError, match="Mean channels"):
         t.set_mean("data", np.zeros((3, 5, 5)))
+
+
+def test_load_image_sixteen_bit(tmp_path, rng):
+    Image = pytest.importorskip("PIL.Image")
+    values = rng.integers(0, 65536, (4, 6), dtype=np.uint16)
+    Image.fromarray(values).save(tmp_path / "deep.png")
+    grey = caffe.io.load_image(str(tmp_path / "deep.png"), color=False)
+    np.testing.assert_allclose(grey[:, :, 0], values / 65535.0, rtol=1e-6)
+    assert caffe.io.load_image(str(tmp_path / "deep.png")).shape == (4, 6, 3)

@@ -96,8 +96,11 @@ def load_image(filename, color=True):
     with image_module.open(filename) as im:
         im.load()
         if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-            scale = 65535.0 if im.mode.startswith("I;16") else float(2**31 - 1)
-            array = np.asarray(im, dtype=np.float64) / scale
+            array = np.asarray(im, dtype=np.float64)
+            # Some Pillow versions open 16-bit PNGs as 32-bit "I": values in 0..65535 are
+            # 16-bit samples (scikit-image reads them as uint16).
+            sixteen = im.mode.startswith("I;16") or (array.min() >= 0 and array.max() <= 65535)
+            array /= 65535.0 if sixteen else float(2**31 - 1)
         elif im.mode in ("L", "1"):
             array = np.asarray(im.convert("L"), dtype=np.float64) / 255.0
         elif im.mode == "F":
