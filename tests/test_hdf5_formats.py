@@ -244,3 +244,32 @@ def test_bvlc_caffemodel_through_hdf5(tmp_path):
     b = caffe.Net(deploy, caffe.TEST, weights=h5)
     x = np.random.default_rng(0).random(a.blobs["data"].shape).astype(np.float32)
     np.testing.assert_array_equal(a.forward(data=x)["prob"], b.forward(data=x)["prob"])
+
+
+@pytest.mark.timeout(120)
+def test_convert_solver_state_and_resume_exactly(tmp_path):
+    """A binary snapshot's state converted to .solverstate.h5 (sidecar copied) resumes to the
+    same weights as the original state."""
+    param = lenet_solver_param(tmp_path, caffe_pb2.SolverParameter.BINARYPROTO)
+    solver = caffe.SGDSolver(param)
+    solver.step(2)
+    _, state = solver.snapshot()
+    h5 = str(tmp_path / "converted.solverstate.h5")
+    result = CliRunner().invoke(main, ["convert", state, h5])
+    assert result.exit_code == 0, result.output
+    assert os.path.isfile(h5 + ".caffelite.json")
+    with h5py.File(h5, "r") as f:
+        assert f["iter"][0] == 2 and len(f["history"]) == len(solver.history)
+    back = str(tmp_path / "back.solverstate")
+    assert CliRunner().invoke(main, ["convert", h5, back]).exit_code == 0
+    resumed = []
+    for path in (state, h5, back):
+        other = caffe.SGDSolver(param)
+        other.restore(path)
+        other.step(2)
+        resumed.append([p.data.copy() for p in other.net.learnable_params])
+    for a, b, c in zip(*resumed):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, c)
+    bad = CliRunner().invoke(main, ["convert", state, str(tmp_path / "x.caffemodel")])
+    assert bad.exit_code == 2

@@ -1,5 +1,6 @@
-"""caffelite convert IN OUT: a net or solver config between .prototxt, .yaml/.yml and .json, or
-weights between .caffemodel and .caffemodel.h5."""
+"""caffelite convert IN OUT: a net or solver config between .prototxt, .yaml/.yml and .json,
+weights between .caffemodel and .caffemodel.h5, or a solver state between .solverstate and
+.solverstate.h5."""
 import click
 
 from ..formats import config
@@ -19,9 +20,16 @@ def command(src, dst, kind, no_upgrade, model):
     """Convert the net or solver config IN to OUT; formats follow the extensions (.prototxt,
     .yaml/.yml, .json). Legacy Caffe configs are upgraded on the way, as Caffe's
     upgrade_net_proto_text and upgrade_solver_proto_text do. Weights convert between
-    .caffemodel and .caffemodel.h5 (Caffe's HDF5 layout; needs h5py)."""
-    from ..formats.hdf5 import convert_weights, is_weights_path
+    .caffemodel and .caffemodel.h5, solver states between .solverstate and .solverstate.h5
+    (Caffe's HDF5 layouts; needs h5py)."""
+    from ..formats.hdf5 import convert_state, convert_weights, is_state_path, is_weights_path
 
+    if is_state_path(src) or is_state_path(dst):
+        if not (is_state_path(src) and is_state_path(dst)):
+            raise click.UsageError("a solver state converts to a solver state: give "
+                                   ".solverstate or .solverstate.h5 for both IN and OUT")
+        click.echo(convert_state(src, dst))
+        return
     if is_weights_path(src) or is_weights_path(dst):
         if not (is_weights_path(src) and is_weights_path(dst)):
             raise click.UsageError("weights convert to weights: give .caffemodel or "

@@ -266,3 +266,26 @@ def convert_weights(src, dst, model=None):
         else:
             atomic_write(dst, param.SerializeToString())
     return f"wrote {dst} ({'HDF5' if to_h5 else 'binary proto'})"
+
+
+def is_state_path(path):
+    return os.fspath(path).lower().endswith((".solverstate", ".solverstate.h5"))
+
+
+def convert_state(src, dst):
+    """A solver state between .solverstate and .solverstate.h5 (dst's name picks the format).
+    learned_net keeps naming the weights it named (either format restores); the resume sidecar,
+    if any, is copied beside dst."""
+    import shutil
+
+    from ..solvers import snapshot as snap
+    from .binary import read_blob_array
+
+    src, dst = os.fspath(src), os.fspath(dst)
+    state = snap.read_solver_state(src)
+    history = [read_blob_array(blob) for blob in state.history]
+    snap.write_solver_state(dst, state.iter, state.learned_net, history, state.current_step)
+    if os.path.isfile(snap.sidecar_path(src)):
+        shutil.copyfile(snap.sidecar_path(src), snap.sidecar_path(dst))
+    kind = "HDF5" if dst.lower().endswith(".h5") else "binary proto"
+    return f"wrote {dst} ({kind} solver state, iteration {state.iter})"
