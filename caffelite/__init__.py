@@ -26,7 +26,25 @@ _LAZY = {
     "NetSpec": ("net_spec", "NetSpec"),
     "params": ("net_spec", "params"),
     "export_onnx": ("export", "export_onnx"),
+    # pycaffe's module-level names (caffe.set_device, caffe.Timer, caffe.Classifier ...)
+    "to_proto": ("net_spec", "to_proto"),
+    "set_device": ("pycaffe.state", "set_device"),
+    "has_nccl": ("pycaffe.state", "has_nccl"),
+    "solver_count": ("pycaffe.state", "solver_count"),
+    "set_solver_count": ("pycaffe.state", "set_solver_count"),
+    "solver_rank": ("pycaffe.state", "solver_rank"),
+    "set_solver_rank": ("pycaffe.state", "set_solver_rank"),
+    "set_multiprocess": ("pycaffe.state", "set_multiprocess"),
+    "Timer": ("pycaffe.state", "Timer"),
+    "NCCL": ("pycaffe.state", "NCCL"),
+    "init_log": ("pycaffe.state", "init_log"),
+    "log": ("pycaffe.state", "log"),
+    "Classifier": ("pycaffe.classifier", "Classifier"),
+    "Detector": ("pycaffe.detector", "Detector"),
 }
+# Submodules pycaffe code reaches as attributes (caffe.io.Transformer, caffe.layers ...).
+_SUBMODULES = {"io", "draw", "coord_map", "net_spec", "layers", "proto", "classifier",
+               "detector", "pycaffe"}
 
 
 def __getattr__(name):
@@ -37,6 +55,10 @@ def __getattr__(name):
         value = getattr(importlib.import_module(f".{module}", __name__), attr)
         globals()[name] = value
         return value
+    if name in _SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'caffelite' has no attribute '{name}'")
 
 
@@ -50,8 +72,14 @@ def layer_type_list():
 
 def set_mode_cpu():
     """Compute on the CPU with NumPy (the default)."""
+    from .pycaffe.state import set_mode_cpu as cpu
+
+    cpu()
 
 
 def set_mode_gpu():
-    """GPU compute needs the CuPy backend, which is not available in this build."""
-    raise CaffeliteError("GPU mode is not available yet: caffelite computes with NumPy on the CPU")
+    """Caffe's GPU mode: with no GPU backend this warns once ("no GPU backend; running on the
+    CPU") and computation goes on with NumPy, so scripts written for a GPU run unchanged."""
+    from .pycaffe.state import set_mode_gpu as gpu
+
+    gpu()

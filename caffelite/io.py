@@ -1,9 +1,6 @@
-"""pycaffe's `caffe.io` names: reading and writing Caffe's binary files.
-
-The code lives in formats/binary.py; this module keeps the public import path.
-"""
-from .data.datum import array_to_datum  # noqa: F401  (pycaffe's caffe.io names)
-from .data.datum import io_datum_to_array as datum_to_array  # noqa: F401
+"""pycaffe's `caffe.io`: Transformer, load_image, resize_image, oversample and the BlobProto /
+Datum conversions (code in pycaffe/io.py), plus caffelite's readers and writers of Caffe's
+binary files (code in formats/binary.py)."""
 from .formats.binary import (  # noqa: F401
     atomic_write,
     blob_proto_bytes,
@@ -13,4 +10,16 @@ from .formats.binary import (  # noqa: F401
     read_blob_array,
     save_caffemodel,
     write_binaryproto,
+)
+from .pycaffe.io import (  # noqa: F401
+    Transformer,
+    array_to_blobproto,
+    array_to_datum,
+    arraylist_to_blobprotovector_str,
+    blobproto_to_array,
+    blobprotovector_str_to_arraylist,
+    datum_to_array,
+    load_image,
+    oversample,
+    resize_image,
 )

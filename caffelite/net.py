@@ -2,6 +2,7 @@
 import logging
 import os
 from collections import OrderedDict
+from contextlib import nullcontext
 
 import numpy as np
 
@@ -10,6 +11,7 @@ from .formats import binary as io
 from .net_build import NetWiring, check_layer_types
 from .net_filter import filter_net, insert_splits
 from .proto import caffelite_pb2 as pb
+from .pycaffe.net_names import PycaffeNetNames
 from .random import default_rng, make_rng
 from .registry import suggest
 from .runtime import deferring, flush_denormals, single_blas_thread
@@ -18,7 +20,7 @@ _PHASES = {"TRAIN": pb.TRAIN, "TEST": pb.TEST}
 logger = logging.getLogger("caffelite")
 
 
-class Net:
+class Net(PycaffeNetNames):
     """A Caffe net built from a prototxt/YAML path or a pb.NetParameter (pycaffe's caffe.Net).
 
     `Net(model, phase=TEST, weights=None, level=0, stages=())`; pycaffe's positional
@@ -149,9 +151,12 @@ class Net:
         """Run layers start..end (inclusive) and return their summed loss."""
         end = len(self.layers) - 1 if end is None else end
         loss = 0.0
+        hooks = self._hooks  # pycaffe's before_forward/after_forward callbacks, if any
         with single_blas_thread(), flush_denormals():
             for i in range(start, end + 1):
                 layer, bottom, top = self.layers[i], self.bottom_vecs[i], self.top_vecs[i]
+                if hooks:
+                    self._run_hooks("before_forward", i)
                 layer.reshape(bottom, top)
                 if self._loss_tops[i]:
                     self._refresh_loss_weights(i)
@@ -160,18 +165,25 @@ class Net:
                     loss += float((blob.data * blob.diff).sum())
                 if self.debug_info:
                     self._log_debug("Forward", i)
+                if hooks:
+                    self._run_hooks("after_forward", i)
         return loss
 
     def backward_from_to(self, start=None, end=0):
         """Run backward of layers start down to end (inclusive) that need it."""
         start = len(self.layers) - 1 if start is None else start
-        with single_blas_thread(), flush_denormals(), deferring():
+        hooks = self._hooks  # with callbacks, gradients are complete when each one runs
+        with single_blas_thread(), flush_denormals(), deferring() if not hooks else nullcontext():
             for i in range(start, end - 1, -1):
+                if hooks:
+                    self._run_hooks("before_backward", i)
                 if self.layer_need_backward[i]:
                     self.layers[i].backward(self.top_vecs[i], self.bottom_need_backward[i],
                                             self.bottom_vecs[i])
                     if self.debug_info:
                         self._log_debug("Backward", i)
+                if hooks:
+                    self._run_hooks("after_backward", i)
 
     def _log_debug(self, direction, i):
         """Caffe's Forward/BackwardDebugInfo: mean |data| of tops and params after forward,
@@ -291,8 +303,14 @@ class Net:
             param.data[...] -= param.diff
 
     def copy_from(self, path):
-        """Load weights by layer name from a .caffemodel (pycaffe's copy_from)."""
+        """Load weights by layer name from a .caffemodel, or a .caffemodel.h5 (an HDF5 file,
+        whatever its name, as Caffe decides) (pycaffe's copy_from)."""
         path = os.fspath(path)
+        from .formats.hdf5 import copy_trained_layers_h5, is_hdf5
+
+        if is_hdf5(path):
+            copy_trained_layers_h5(self, path)
+            return
         io.copy_trained_layers(self, io.load_caffemodel(path), source=path)
 
     def copy_trained_layers_from(self, net_param):

@@ -48,12 +48,24 @@ class Top:
     def __init__(self, fn, index):
         self.fn, self.index = fn, index
 
+    @property
+    def n(self):  # pycaffe's attribute name for the index
+        return self.index
+
+    def to_proto(self):
+        """A NetParameter of every layer this Top depends on (pycaffe's Top.to_proto)."""
+        return to_proto(self)
+
 
 class Function:
     """A layer call: type, input Tops and keyword parameters."""
 
     def __init__(self, type_name, inputs, params):
         self.type_name = type_name
+        for index, top in enumerate(inputs):
+            if not isinstance(top, Top):  # pycaffe's check, and its exception type
+                raise TypeError(f"{type_name} input {index} is not a Top (type is "
+                                f"{type(top)})")
         self.inputs = list(inputs)
         self.params = dict(params)
         self.ntop = self.params.pop("ntop", 1)
@@ -62,15 +74,20 @@ class Function:
             raise CaffeliteError(f"{type_name}: in_place needs exactly one bottom")
         self.tops = tuple(Top(self, i) for i in range(self.ntop))
 
-    def to_layer_dict(self, names, autonames):
-        """A dict in proto field names for this layer (its bottoms already named)."""
-        bottoms = [names[top] for top in self.inputs]
-        if self.in_place:  # the layer takes the attribute's name; the blob keeps the bottom's
-            name = names.get(self.tops[0]) or _autoname(self, autonames)
-            tops = bottoms
+    def to_layer_dict(self, names, autonames, produced):
+        """A dict in proto field names for this layer. A bottom is named as its producer wrote
+        its top, so a layer after an in-place one gets the blob's name, not the attribute's."""
+        bottoms = [produced[id(top.fn)]["top"][top.index] for top in self.inputs]
+        if self.in_place:  # the blob keeps the bottom's name; the layer takes the attribute's
+            tops = list(bottoms)
         else:
-            tops = [names.setdefault(t, _autoname(t, autonames)) for t in self.tops]
-            name = tops[0] if tops else _autoname(self, autonames)
+            tops = [_top_name(t, names, autonames) for t in self.tops]
+        if self in names:
+            name = names[self]
+        elif self.tops:
+            name = _top_name(self.tops[0], names, autonames)
+        else:
+            name = _autoname(self, autonames)
         layer = {"name": name,
                  "type": self.type_name, "bottom": bottoms, "top": tops}
         own = param_field(self.type_name)
@@ -87,6 +104,47 @@ class Function:
                     f"{self.type_name}: unknown parameter '{key}'"
                     f"{suggest(key, _LAYER_FIELDS | own_fields)}")
         return layer
+
+
+def _top_name(top, names, autonames):
+    if top not in names:
+        names[top] = _autoname(top, autonames)
+    return names[top]
+
+
+def _collect(roots, names):
+    """Layer dicts of every Function the roots depend on, depth first, inputs first."""
+    autonames, produced, layers = {}, {}, []
+    for root in roots:
+        # Post-order without recursion, so nets thousands of layers deep build too.
+        stack = [(root.fn if isinstance(root, Top) else root, False)]
+        while stack:
+            fn, inputs_done = stack.pop()
+            if id(fn) in produced:
+                continue
+            if inputs_done:
+                produced[id(fn)] = layer = fn.to_layer_dict(names, autonames, produced)
+                layers.append(layer)
+                continue
+            stack.append((fn, True))
+            stack.extend((top.fn, False) for top in reversed(fn.inputs))
+    return layers
+
+
+def _net_message(layers, name=None):
+    net = {"layer": layers}
+    if name:
+        net["name"] = name
+    try:
+        message = listify(net, pb.NetParameter.DESCRIPTOR)
+        return json_format.ParseDict(message, pb.NetParameter())
+    except json_format.ParseError as exc:
+        raise CaffeliteError(f"NetSpec: {exc}") from None
+
+
+def to_proto(*tops):
+    """pycaffe's net_spec.to_proto: a NetParameter of the layers the tops need, auto-named."""
+    return _net_message(_collect(tops, {}))
 
 
 def _message_fields(field_name):
@@ -148,35 +206,30 @@ class NetSpec:
     __setitem__ = __setattr__
     __getitem__ = __getattr__
 
+    def __delitem__(self, key):
+        del self.tops[key]
+
+    def keys(self):
+        return list(self.tops.keys())
+
+    def vals(self):
+        return list(self.tops.values())
+
     def to_proto(self):
-        names = {top: name for name, top in self.tops.items()}
-        autonames, layers, seen = {}, [], set()
-
-        def visit(fn):
-            if id(fn) in seen:
-                return
-            for top in fn.inputs:
-                visit(top.fn)
-            seen.add(id(fn))
-            layers.append(fn.to_layer_dict(names, autonames))
-
-        for top in self.tops.values():
-            visit(top.fn)
-        net = {"layer": layers}
-        if self.name:
-            net["name"] = self.name
-        try:
-            message = listify(net, pb.NetParameter.DESCRIPTOR)
-            return json_format.ParseDict(message, pb.NetParameter())
-        except json_format.ParseError as exc:
-            raise CaffeliteError(f"NetSpec: {exc}") from None
+        """The NetParameter: blobs and layers named by the attributes they were assigned to,
+        the rest `<Type><k>`."""
+        names = {value: key for key, value in self.tops.items()}
+        return _net_message(_collect(self.tops.values(), names), self.name)
 
 
 def layer_function(type_name):
-    """`layers.<Type>(*bottoms, **params)`: the Top (or tuple of Tops when ntop != 1)."""
+    """`layers.<Type>(*bottoms, **params)`: the Top, a tuple of Tops when ntop > 1, or the
+    Function itself when ntop is 0 (assigning that to a NetSpec names the layer)."""
 
     def make(*inputs, **params):
         fn = Function(type_name, inputs, params)
+        if fn.ntop == 0:
+            return fn
         return fn.tops[0] if fn.ntop == 1 else fn.tops
 
     make.__name__ = type_name

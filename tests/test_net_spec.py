@@ -60,3 +60,15 @@ def test_net_spec_builds_a_net():
     net = caffelite.Net(build().to_proto(), caffelite.TRAIN)
     assert net.blobs["ip"].shape == (2, 3)
     assert "loss" in net.outputs
+
+
+def test_net_spec_deep_chain_builds():
+    n = NetSpec()
+    n.data = L.Input(shape=dict(dim=[1, 2]))
+    top = n.data
+    for _ in range(3000):  # deeper than Python's recursion limit
+        top = L.ReLU(top)
+    n.out = top
+    proto = n.to_proto()
+    assert len(proto.layer) == 3001
+    assert proto.layer[1].bottom == ["data"] and proto.layer[-1].top == ["out"]

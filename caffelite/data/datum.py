@@ -53,23 +53,16 @@ def datum_to_array(datum, where, color=None):
     return np.asarray(datum.float_data, np.float32).reshape(shape)
 
 
-def io_datum_to_array(datum):
-    """pycaffe's caffe.io.datum_to_array: (C, H, W) uint8 from `data`, else float64 from
-    float_data; encoded Datums are not decoded (their bytes are not pixels)."""
-    shape = (datum.channels, datum.height, datum.width)
-    if len(datum.data):
-        return np.frombuffer(datum.data, np.uint8).reshape(shape).copy()
-    return np.asarray(datum.float_data, np.float64).reshape(shape)
-
-
-def array_to_datum(array, label=0):
+def array_to_datum(array, label=None):
     """A raw Datum of a (C, H, W) uint8 array (float arrays go to float_data), as pycaffe's
-    caffe.io.array_to_datum."""
+    caffe.io.array_to_datum: the label is set only when given."""
     array = np.asarray(array)
     if array.ndim != 3:
         raise ValueError(f"Incorrect array shape: {array.shape}; a Datum holds (C, H, W)")
     c, h, w = array.shape
-    datum = pb.Datum(channels=c, height=h, width=w, label=int(label or 0))
+    datum = pb.Datum(channels=c, height=h, width=w)
+    if label is not None:
+        datum.label = int(label)
     if array.dtype == np.uint8:
         datum.data = np.ascontiguousarray(array).tobytes()
     else:

@@ -136,7 +136,8 @@ def save_caffemodel(net, path, write_diff=False):
     """Write net's layers and parameters as Caffe's binary NetParameter (float32 blobs)."""
     path = os.fspath(path)
     if path.endswith(".h5"):
-        raise WeightsError(f"{path}: HDF5 weights are not supported yet; save a .caffemodel")
+        raise WeightsError(f"{path}: HDF5 weights are not supported by save_caffemodel; "
+                           f"write them with Net.save_hdf5 (or snapshot_format: HDF5)")
     atomic_write(path, net_param_chunks(net, write_diff))
 
 
@@ -145,8 +146,9 @@ def load_caffemodel(path):
     path = os.fspath(path)
     raw = read_bytes(path, WeightsError, ".caffemodel ")
     if raw.startswith(HDF5_MAGIC):
-        raise WeightsError(f"{path}: HDF5 weights (.caffemodel.h5) are not supported yet; "
-                           "convert them to a binary .caffemodel")
+        raise WeightsError(f"{path}: HDF5 weights (.caffemodel.h5) are read by Net.copy_from "
+                           "/ Net.load_hdf5, not as a NetParameter; or convert them with "
+                           "`caffelite convert IN.caffemodel.h5 OUT.caffemodel`")
     param = pb.NetParameter()
     try:
         param.ParseFromString(raw)

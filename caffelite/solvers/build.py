@@ -83,7 +83,6 @@ class NetBuilder:
 
     def _load_weights(self, net, model_list):
         """Caffe's LoadNetWeights: a comma-separated list of .caffemodel files, by layer name."""
-        from ..formats.binary import load_caffemodel
         from ..formats.config import resolve_path
 
         for name in (n.strip() for n in model_list.split(",")):
@@ -91,7 +90,7 @@ class NetBuilder:
             if not os.path.isfile(path):
                 raise SolverError(f"{self.source}: weights file '{name}' not found")
             logger.info("Finetuning from %s", path)
-            net.copy_trained_layers_from(load_caffemodel(path))
+            net.copy_from(path)  # .caffemodel or .caffemodel.h5
 
     def train_net(self):
         p = self.param

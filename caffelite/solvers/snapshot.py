@@ -46,10 +46,38 @@ def write_atomic(path, data_bytes):
 
 
 def save_caffemodel(net, path, write_diff=False):
-    """The net's .caffemodel (io.save_caffemodel writes it atomically from packed floats)."""
+    """The net's .caffemodel (io.save_caffemodel writes it atomically from packed floats), or
+    its .caffemodel.h5 for a name ending in .h5 (snapshot_format: HDF5)."""
+    if str(path).endswith(".h5"):
+        from ..formats.hdf5 import save_caffemodel_h5
+
+        save_caffemodel_h5(net, path, write_diff=write_diff)
+        return
     from ..formats.binary import save_caffemodel as save
 
     save(net, path, write_diff=write_diff)
+
+
+def write_solver_state(path, iteration, learned_net, history, current_step):
+    """The .solverstate, or Caffe's .solverstate.h5 layout for a name ending in .h5."""
+    if str(path).endswith(".h5"):
+        from ..formats.hdf5 import write_solver_state_h5
+
+        write_solver_state_h5(path, iteration, learned_net, history, current_step)
+        return
+    write_atomic(path, solver_state_bytes(iteration, learned_net, history, current_step))
+
+
+def check_hdf5(where):
+    """snapshot_format: HDF5 needs h5py: say so when the solver is built, not at the first
+    snapshot."""
+    from ..errors import WeightsError
+    from ..formats.hdf5 import h5py_module
+
+    try:
+        h5py_module()
+    except WeightsError as exc:
+        raise SolverError(f"{where}: snapshot_format: HDF5: {exc}") from None
 
 
 def solver_state_bytes(iteration, learned_net, history, current_step):
@@ -70,11 +98,12 @@ def read_solver_state(path):
     if path.endswith(".caffemodel") or path.endswith(".caffemodel.h5"):
         raise SolverError(f"{path} is a .caffemodel; --snapshot needs the .solverstate written "
                           f"beside it")
-    if path.endswith(".h5"):
-        raise SolverError(f"{path}: HDF5 snapshots need h5py and are not supported by this "
-                          f"build; resume from a binary .solverstate")
     if not os.path.isfile(path):
         raise SolverError(f"snapshot file '{path}' not found")
+    if path.endswith(".h5"):  # Caffe's rule: the name picks the HDF5 reader
+        from ..formats.hdf5 import read_solver_state_h5
+
+        return read_solver_state_h5(path)
     with open(path, "rb") as f:
         data = f.read()
     state = pb.SolverState()
@@ -211,10 +240,8 @@ def restore_solver(solver, path):
     sidecar = read_sidecar(path)
     _check_history(solver, path, state, sidecar)
     if state.HasField("learned_net"):
-        from ..formats.binary import load_caffemodel
-
         model = find_learned_net(state.learned_net, path)
-        solver.net.copy_trained_layers_from(load_caffemodel(model))
+        solver.net.copy_from(model)  # either format, as Caffe's CopyTrainedLayersFrom
     from ..formats.binary import read_blob_array
 
     for h, blob in zip(solver.history, state.history):

@@ -79,6 +79,10 @@ class Solver:
             logger.warning("%s: type is '%s' but a %s solver was requested; training with %s",
                            self.source, param.type, self.type, self.type)
         self.check_param(param)
+        if param.HasField("solver_mode") and param.solver_mode == pb.SolverParameter.GPU:
+            from ..pycaffe.state import warn_no_gpu
+
+            warn_no_gpu()  # Caffe's configs often say GPU: run them on the CPU, saying so once
         self.dtype = np.dtype(dtype)
         self.callbacks = []
         self.action_function = None
@@ -121,8 +125,7 @@ class Solver:
             raise SolverError(f"{where}: unknown regularization_type "
                               f"'{param.regularization_type}'; use 'L2' or 'L1'")
         if param.snapshot_format == pb.SolverParameter.HDF5:
-            raise SolverError(f"{where}: HDF5 snapshots need h5py and are not supported by this "
-                              f"build; use snapshot_format: BINARYPROTO (the default)")
+            snap.check_hdf5(where)
         lr_policy.check_lr_policy(param, where)
 
     def require_zero_momentum(self, param):
@@ -406,19 +409,26 @@ class Solver:
         if not prefix:
             logger.warning("%s: snapshot_prefix is not set; snapshots go to the working "
                            "directory as _iter_N.caffemodel (Caffe's rule)", self.source)
-        model_path = snap.snapshot_filename(prefix, self.iter, ".caffemodel")
-        state_path = snap.snapshot_filename(prefix, self.iter, ".solverstate")
-        logger.info("Snapshotting to binary proto file %s", model_path)
+        h5 = ".h5" if self.param.snapshot_format == pb.SolverParameter.HDF5 else ""
+        model_path = snap.snapshot_filename(prefix, self.iter, ".caffemodel" + h5)
+        state_path = snap.snapshot_filename(prefix, self.iter, ".solverstate" + h5)
+        logger.info("Snapshotting to %s file %s", "HDF5" if h5 else "binary proto", model_path)
         os.makedirs(os.path.dirname(model_path) or ".", exist_ok=True)  # snapshot() by hand
         snap.save_caffemodel(self.net, model_path, write_diff=self.param.snapshot_diff)
-        logger.info("Snapshotting solver state to binary proto file %s", state_path)
+        logger.info("Snapshotting solver state to %s file %s", "HDF5" if h5 else "binary proto",
+                    state_path)
         # The sidecar goes first: a .solverstate on disk always has its companions.
         snap.write_sidecar(state_path, snap.sidecar_record(self, model_path))
-        snap.write_atomic(state_path, snap.solver_state_bytes(
-            self.iter, model_path, [to_numpy(h) for h in self.history], self.current_step))
+        snap.write_solver_state(state_path, self.iter, model_path,
+                                [to_numpy(h) for h in self.history], self.current_step)
         paths = (model_path, state_path)
         self._notify("on_snapshot", paths)
         return paths
+
+    def share_weights(self, net):
+        """pycaffe's share_weights: `net` uses this solver's train-net weights (by layer name),
+        as the solver's own test nets do."""
+        net.share_trained_layers_with(self.net)
 
     def restore(self, path):
         """Resume from a .solverstate: iter, weights (learned_net, by layer name), current_step,

@@ -217,8 +217,8 @@ def test_state_of_another_net(tmp_path, snapshots):
         wider.restore(snapshots["SGD"][1])
 
 
-def test_hdf5_state_needs_h5py(tmp_path):
-    with pytest.raises(SolverError, match="HDF5 snapshots need h5py"):
+def test_missing_hdf5_state(tmp_path):
+    with pytest.raises(SolverError, match="x_iter_2.solverstate.h5' not found"):
         make(tmp_path, "SGD", "r").restore(str(tmp_path / "x_iter_2.solverstate.h5"))
 
 

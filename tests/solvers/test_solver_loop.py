@@ -70,7 +70,6 @@ def test_unknown_type_suggests_the_closest(regression):
     ({"iter_size": 0}, "iter_size"),
     ({"test_iter": [0], "test_interval": 5}, "test_iter must be > 0"),
     ({"snapshot": 10}, "snapshot_prefix is not set"),
-    ({"snapshot_format": pb.SolverParameter.HDF5}, "HDF5 snapshots need h5py"),
     ({"test_iter": [3]}, "test_interval"),
 ])
 def test_bad_parameters(regression, fields, message):
