@@ -4,6 +4,7 @@ import numpy as np
 from ..layer import Layer
 from ..registry import register_layer
 from ..runtime import get_array_module
+from ._labels import bad_label
 
 
 @register_layer("Accuracy")
@@ -56,7 +57,7 @@ class AccuracyLayer(Layer):
             valid = labels != self.ignore_label
         bad = valid & ((labels < 0) | (labels >= self.channels))
         if bool(bad.any()):
-            raise self.error(f"label {int(labels[bad][0])} out of range [0, {self.channels})")
+            raise self.error(bad_label(bottom[1].data, bad, self.channels))
         safe = xp.where(valid, labels, 0)
         true_score = xp.take_along_axis(scores, safe, axis=1)  # (outer, 1, inner)
         # The true class itself counts once when compared with >=, hence the - 1.

@@ -5,6 +5,7 @@ from ..layer import LossLayer
 from ..proto import caffelite_pb2 as pb
 from ..registry import register_layer
 from ..runtime import get_array_module
+from ._labels import bad_label
 
 
 @register_layer("HingeLoss")
@@ -35,7 +36,7 @@ class HingeLossLayer(LossLayer):
         labels = bottom[1].data.reshape(-1).astype(np.int64)
         bad = (labels < 0) | (labels >= self.dim)
         if bool(bad.any()):
-            raise self.error(f"label {int(labels[bad][0])} out of range [0, {self.dim})")
+            raise self.error(bad_label(bottom[1].data, bad, self.dim))
         signs = xp.ones((self.num, self.dim), dtype=bottom[0].data.dtype)
         signs[xp.arange(self.num), labels] = -1
         return signs

@@ -4,6 +4,7 @@ import numpy as np
 from ..layer import LossLayer
 from ..registry import register_layer
 from ..runtime import get_array_module
+from ._labels import bad_label
 
 LOG_THRESHOLD = 1e-20  # Caffe's kLOG_THRESHOLD
 
@@ -33,7 +34,7 @@ class MultinomialLogisticLossLayer(LossLayer):
         labels = bottom[1].data.reshape(-1).astype(np.int64)
         bad = (labels < 0) | (labels >= self.dim)
         if bool(bad.any()):
-            raise self.error(f"label {int(labels[bad][0])} out of range [0, {self.dim})")
+            raise self.error(bad_label(bottom[1].data, bad, self.dim))
         self.rows = xp.arange(self.num)
         self.labels = labels
         p = bottom[0].data.reshape(self.num, self.dim)[self.rows, labels]

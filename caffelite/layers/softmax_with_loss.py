@@ -5,6 +5,7 @@ from ..layer import LossLayer
 from ..proto import caffelite_pb2 as pb
 from ..registry import register_layer
 from ..runtime import get_array_module
+from ._labels import bad_label
 from .softmax import softmax, softmax_axis
 
 FLT_MIN = float(np.finfo(np.float32).tiny)
@@ -86,7 +87,7 @@ class SoftmaxWithLossLayer(LossLayer):
             valid = labels != self.ignore_label
         bad = valid & ((labels < 0) | (labels >= self.channels))
         if bool(bad.any()):
-            raise self.error(f"label {int(labels[bad][0])} out of range [0, {self.channels}) "
+            raise self.error(bad_label(bottom[1].data, bad, self.channels) + " "
                              "(set loss_param.ignore_label to skip a label value)")
         self.labels = xp.where(valid, labels, 0)  # (outer, 1, inner)
         self.valid = valid
