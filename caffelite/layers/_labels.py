@@ -2,6 +2,8 @@
 it. Cast to int64 first, a NaN label would read as -9223372036854775808."""
 import math
 
+import numpy as np
+
 
 def bad_label(raw, bad, limit):
     """The message for the first label where `bad` (a mask shaped like the cast labels) is
@@ -13,3 +15,10 @@ def bad_label(raw, bad, limit):
     if math.isinf(value):
         return f"label {value} is not a class index in [0, {limit})"
     return f"label {value:g} out of range [0, {limit})"
+
+
+def class_indices(values):
+    """Labels cast to int64 class indices. A NaN or infinite label casts to a nonsense index
+    that the range check then reports (bad_label): without NumPy's warning on the cast."""
+    with np.errstate(invalid="ignore"):
+        return values.astype(np.int64)
