@@ -173,6 +173,7 @@ def edit(record, path, value):
 
 
 SIDECAR_DAMAGE = [
+    ("smoothed_loss", "0.3", "field 'smoothed_loss' must be an object"),
     ("smoothed_loss.value", "0.3", "smoothed_loss.value' must be a finite number"),
     ("smoothed_loss.losses", None, "smoothed_loss.losses' must be a list"),
     ("smoothed_loss.start_iter", "x", "smoothed_loss.start_iter' must be a whole number"),
@@ -212,6 +213,22 @@ def test_intact_sidecar_still_restores_exactly(tmp_path, caplog):
     assert solver.net.layer_dict["mnist"].get_state() == \
         read_sidecar(state)["train_net"]["layer_states"]["mnist"]
     assert not [w for w in warnings_of(caplog) if "sidecar" in w]
+
+
+@pytest.mark.parametrize("array", [{"__ndarray__": "AAAA", "dtype": "garbage", "shape": [1]},
+                                   {"__ndarray__": "AAAA", "shape": [1]},
+                                   {"__ndarray__": "AAAA", "dtype": "<f4", "shape": "x"}],
+                         ids=["bad dtype", "no dtype", "bad shape"])
+def test_an_undecodable_array_in_the_sidecar_is_one_clear_error(tmp_path, array):
+    _, _, state = trained(tmp_path)
+    with open(sidecar_path(state)) as f:
+        record = json.load(f)
+    record["extra"] = array
+    with open(sidecar_path(state), "w") as f:
+        json.dump(record, f)
+    with pytest.raises(SolverError, match="unreadable resume sidecar .*delete it to resume as "
+                                          "Caffe does"):
+        fresh_solver(tmp_path).restore(state)
 
 
 # -- the metrics file -------------------------------------------------------------------------

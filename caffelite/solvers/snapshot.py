@@ -138,7 +138,7 @@ def read_sidecar(state_path):
     try:
         with open(path) as f:
             record = _decode(json.load(f))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, TypeError, KeyError) as exc:  # bad JSON, arrays, dtypes
         raise SolverError(f"{path}: unreadable resume sidecar ({exc}); delete it to resume as "
                           f"Caffe does (data from the start, fresh random state)") from None
     if not isinstance(record, dict) or record.get("format") != SIDECAR_FORMAT:
