@@ -176,6 +176,33 @@ def test_a_full_disk_is_one_cli_line(tmp_path):
         assert "the last complete snapshot, mlp_iter_" in line and not leftovers(disk)
 
 
+def fill(directory):
+    """Write a file until the disk is full."""
+    fd = os.open(directory / "filler", os.O_WRONLY | os.O_CREAT)
+    try:
+        with contextlib.suppress(OSError):
+            while True:
+                os.write(fd, b"\0" * 4096)
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.timeout(120)
+def test_a_full_disk_under_the_log_file_is_one_warning_not_tracebacks(tmp_path):
+    with small_disk(tmp_path, "400k") as disk:
+        config = write_cli_config(disk)
+        fill(disk)
+        with working_directory(disk):
+            result = CliRunner().invoke(main, ["train", config, "--log", "train.log"])
+        line = one_error_line(result)
+        assert "no space left on the device (disk full)" in line
+        assert "Logging error" not in result.output
+        warnings = [line for line in result.output.splitlines()
+                    if line.startswith("caffelite: warning: cannot write the log")]
+        assert len(warnings) == 1, result.output
+        assert "No space left on device" in warnings[0]
+
+
 class RemountReadOnly:
     def __init__(self, directory, at):
         self.directory, self.at, self.solver = directory, at, None

@@ -89,7 +89,8 @@ class Blocks:
     that entered them (outermost first) instead of a depth count: a block whose __exit__ a
     Ctrl-C skipped (an interrupt at the entry of __exit__ is enough) is recognised by its
     frame having returned and dropped, so the context heals at its next use instead of
-    staying entered for good."""
+    staying entered for good. (A block held open across a generator's yield counts as left
+    while the generator is suspended; caffelite's passes hold none.)"""
 
     def __init__(self):
         self._local = threading.local()
