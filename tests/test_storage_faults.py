@@ -82,10 +82,11 @@ def test_a_directory_where_the_metrics_file_goes_is_one_cli_line(tmp_path):
     config = write_cli_config(tmp_path)
     (tmp_path / "mlp.metrics.jsonl").mkdir()
     with working_directory(tmp_path):
-        result = CliRunner().invoke(main, ["train", config, "--quiet"])
+        result = CliRunner().invoke(main, ["train", config])
     line = one_error_line(result)
     assert "cannot write mlp.metrics.jsonl: a directory is in the way" in line
     assert "no complete snapshot had been written yet" in line
+    assert "Iteration 0" not in result.output  # said before training starts
 
 
 def test_a_directory_where_a_snapshot_goes_is_one_cli_line(tmp_path):

@@ -5,6 +5,7 @@ Each metrics line is one record:
     {"phase": "train", "iter": 100, "seconds": 12.3, "lr": 0.0099, "loss": 0.26}
     {"phase": "test", "net": 0, "iter": 500, "seconds": 60.1, "accuracy": 0.98, "loss": 0.06}
 """
+import errno
 import json
 import logging
 import os
@@ -30,6 +31,8 @@ class MetricsWriter:
         self.path = Path(path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            if self.path.is_dir():  # say so at the start, not at the first record
+                raise IsADirectoryError(errno.EISDIR, "Is a directory", str(self.path))
             _own_file(self.path)
             _cut_torn_line(self.path)
         except OSError as exc:
