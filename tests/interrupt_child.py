@@ -2,7 +2,10 @@
 solver.step() on two threads; every one must come out as KeyboardInterrupt, and after all of
 them the runtime must be back in its resting state and compute what it computed before.
 
-Usage: python interrupt_child.py CONFIG TRIALS SEED
+Usage: python interrupt_child.py CONFIG TRIALS SEED [SIGNALS]
+
+With SIGNALS 2, each trial sends a second SIGINT 0-2 ms after the first (a user pressing
+Ctrl-C twice): it may land while the first is still unwinding, inside the pool's own wait.
 """
 import faulthandler
 import os
@@ -22,24 +25,31 @@ HANG_SECONDS = 20  # one interrupted step() that has not returned by then is a h
 
 
 class Sender(threading.Thread):
-    """Sends SIGINT to this process `delay` seconds after each request."""
+    """Sends SIGINT to this process `delay` seconds after each request (and again `gap`
+    seconds later for each gap given); `sent` is set once all are sent."""
 
     def __init__(self):
         super().__init__(daemon=True)
         self.requests, self.ready = [], threading.Semaphore(0)
-        self.sent_at = None
+        self.sent_at, self.sent = None, threading.Event()
         self.start()
 
-    def request(self, delay):
-        self.requests.append(delay)
+    def request(self, delay, gaps=()):
+        self.sent.clear()
+        self.requests.append((delay, gaps))
         self.ready.release()
 
     def run(self):
         while True:
             self.ready.acquire()
-            time.sleep(self.requests.pop(0))
+            delay, gaps = self.requests.pop(0)
+            time.sleep(delay)
             self.sent_at = time.perf_counter()
             os.kill(os.getpid(), signal.SIGINT)
+            for gap in gaps:
+                time.sleep(gap)
+                os.kill(os.getpid(), signal.SIGINT)
+            self.sent.set()
 
 
 def gradients(net):
@@ -64,7 +74,7 @@ def resting_state():
     }
 
 
-def main(config, trials, seed):
+def main(config, trials, seed, signals=1):
     runtime.set_num_threads(2)
     solver = caffelite.get_solver(config)
     blas_before = runtime.blas_threads()
@@ -77,13 +87,26 @@ def main(config, trials, seed):
     latencies = []
     for _ in range(trials):
         faulthandler.dump_traceback_later(HANG_SECONDS, exit=True)
-        try:
-            # a moment anywhere in the first few iterations: forward, backward, update
-            sender.request(rng.uniform(0, 3 * step_seconds))
-            solver.step(10 ** 9)
-            sys.exit("step() returned without the KeyboardInterrupt")
-        except KeyboardInterrupt:
-            latencies.append(time.perf_counter() - sender.sent_at)
+        delay = rng.uniform(0, 3 * step_seconds)  # forward, backward or update
+        gaps = [rng.uniform(0, 0.002) for _ in range(signals - 1)]
+        stepped, latency = False, None
+        while True:  # until every signal of the trial has been sent and handled
+            try:
+                try:
+                    if not stepped:
+                        stepped = True
+                        sender.request(delay, gaps)
+                        solver.step(10 ** 9)
+                        sys.exit("step() returned without the KeyboardInterrupt")
+                    sender.sent.wait()
+                    time.sleep(0.005)  # a signal sent is handled within this
+                    break
+                except KeyboardInterrupt:
+                    if latency is None:
+                        latency = time.perf_counter() - sender.sent_at
+            except KeyboardInterrupt:
+                pass  # the second one, inside the handler above
+        latencies.append(latency)
         faulthandler.cancel_dump_traceback_later()
     # After the last interrupt, one pass heals whatever an interrupted block left.
     solver.step(1)
@@ -102,9 +125,10 @@ def main(config, trials, seed):
     for a, b in zip(two, one):
         if not np.allclose(a, b, rtol=1e-4, atol=1e-6):
             sys.exit("gradients on two threads differ from one thread's after the interrupts")
-    print(f"{trials} interrupts, step {step_seconds * 1e3:.1f} ms, KeyboardInterrupt after "
-          f"{np.median(latencies) * 1e3:.1f} ms median, {max(latencies) * 1e3:.1f} ms max")
+    print(f"{trials} trials of {signals} SIGINT, step {step_seconds * 1e3:.1f} ms, "
+          f"KeyboardInterrupt after {np.median(latencies) * 1e3:.1f} ms median, "
+          f"{max(latencies) * 1e3:.1f} ms max")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
+    main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), *map(int, sys.argv[4:5]))
