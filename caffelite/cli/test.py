@@ -51,14 +51,16 @@ def load_weights(net, paths):
     weights (a truncated .caffemodel, another net's weights) is an error, not a score of
     random filler values."""
     from ..formats.binary import copy_trained_layers, load_caffemodel
-    from ..formats.weights_report import missing_message, uncovered_layers
+    from ..formats.weights_report import missing_message, report_unmatched, uncovered_layers
 
     if len(paths) == 1:
         net.copy_from(paths[0], strict=True)
         return
     covered = set()
     for path in paths:
-        covered |= copy_trained_layers(net, load_caffemodel(path), source=path, report=False)
+        param = load_caffemodel(path)
+        covered |= copy_trained_layers(net, param, source=path, report=False)
+        report_unmatched(net, param, path)
     missing = uncovered_layers(net, covered)
     if missing:
         raise WeightsError(missing_message(net, missing, ",".join(paths)))

@@ -32,6 +32,11 @@ def report_load(net, net_param, copied, source, strict=False):
     if missing:
         logger.warning("%s; they keep their initial (filler) values",
                        missing_message(net, missing, source))
+    report_unmatched(net, net_param, source)
+
+
+def report_unmatched(net, net_param, source):
+    """Warn about the file's layers with weights that match no layer of the net."""
     names = set(net.layer_names) if hasattr(net, "layer_names") else set()
     unmatched = [layer.name for layer in net_param.layer
                  if len(layer.blobs) and layer.name not in names]
