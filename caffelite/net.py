@@ -41,7 +41,7 @@ class Net(PycaffeNetNames):
     """
 
     def __init__(self, model, phase=None, weights=None, level=None, stages=(), *, rng=None,
-                 dtype=np.float32):
+                 dtype=np.float32, strict=False):
         if isinstance(phase, os.PathLike) or (isinstance(phase, str) and ("." in phase or
                                                                          os.sep in phase)):
             phase, weights = weights, phase  # pycaffe's legacy Net(model, weights, phase)
@@ -63,7 +63,7 @@ class Net(PycaffeNetNames):
                 raise type(exc)(f"{self.source}: {exc}") from None
             raise
         if weights:
-            self.copy_from(weights)
+            self.copy_from(weights, strict=strict)
 
     # -- building ---------------------------------------------------------------------------
     def _read_model(self, model):
@@ -302,20 +302,22 @@ class Net(PycaffeNetNames):
         for param in self.learnable_params:
             param.data[...] -= param.diff
 
-    def copy_from(self, path):
+    def copy_from(self, path, strict=False):
         """Load weights by layer name from a .caffemodel, or a .caffemodel.h5 (an HDF5 file,
-        whatever its name, as Caffe decides) (pycaffe's copy_from)."""
+        whatever its name, as Caffe decides) (pycaffe's copy_from). Learnable layers a
+        .caffemodel lacks are a warning, or a WeightsError with strict=True."""
         path = os.fspath(path)
         from .formats.hdf5 import copy_trained_layers_h5, is_hdf5
 
         if is_hdf5(path):
-            copy_trained_layers_h5(self, path)
-            return
-        io.copy_trained_layers(self, io.load_caffemodel(path), source=path)
+            return copy_trained_layers_h5(self, path)
+        return io.copy_trained_layers(self, io.load_caffemodel(path), source=path,
+                                      strict=strict)
 
-    def copy_trained_layers_from(self, net_param):
+    def copy_trained_layers_from(self, net_param, strict=False):
         """Load weights by layer name from a pb.NetParameter holding blobs."""
-        io.copy_trained_layers(self, net_param, source=f"NetParameter '{net_param.name}'")
+        return io.copy_trained_layers(self, net_param, strict=strict,
+                                      source=f"NetParameter '{net_param.name}'")
 
     def share_trained_layers_with(self, other):
         """Use other's parameter data (not diffs) for layers of the same name, as Caffe's

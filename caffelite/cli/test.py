@@ -5,7 +5,7 @@ import os
 import click
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, WeightsError
 from ..runtime import to_numpy
 from .train import caffe_logging, split_list
 
@@ -46,6 +46,26 @@ def score(net, iterations):
     return means, loss
 
 
+def load_weights(net, paths):
+    """The --weights files in order. Scoring a model some of whose layers got no trained
+    weights (a truncated .caffemodel, another net's weights) is an error, not a score of
+    random filler values."""
+    from ..formats.binary import copy_trained_layers, load_caffemodel
+    from ..formats.weights_report import missing_message, report_unmatched, uncovered_layers
+
+    if len(paths) == 1:
+        net.copy_from(paths[0], strict=True)
+        return
+    covered = set()
+    for path in paths:
+        param = load_caffemodel(path)
+        covered |= copy_trained_layers(net, param, source=path, report=False)
+        report_unmatched(net, param, path)
+    missing = uncovered_layers(net, covered)
+    if missing:
+        raise WeightsError(missing_message(net, missing, ",".join(paths)))
+
+
 @click.command(name="test")
 @click.option("--model", required=True, metavar="NET",
               help="The net (.prototxt/.yaml/.json) to score, built in --phase.")
@@ -73,7 +93,6 @@ def command(model, weights, iterations, phase, level, stage, log_file):
         logger.info("Use CPU.")
         net = Net(model, phase=getattr(pb, phase.upper()), level=level,
                   stages=tuple(split_list(stage)))
-        for path in paths:
-            net.copy_from(path)
+        load_weights(net, paths)
         logger.info("Running for %d iterations.", iterations)
         score(net, iterations)

@@ -47,6 +47,34 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
+class _LogFileHandler(logging.FileHandler):
+    """--log FILE: a write that fails (disk full, read-only) is said once on stderr, and the
+    file is written no more, instead of a "Logging error" traceback for every line."""
+
+    failed = False
+
+    def emit(self, record):
+        if not self.failed:
+            super().emit(record)
+
+    def handleError(self, record):
+        self._failed(sys.exc_info()[1])
+
+    def close(self):
+        try:
+            super().close()
+        except OSError as exc:  # the buffered tail could not be written either
+            self._failed(exc)
+
+    def _failed(self, exc):
+        if self.failed:
+            return
+        self.failed = True
+        why = getattr(exc, "strerror", None) or exc
+        sys.stderr.write(f"caffelite: warning: cannot write the log to {self.baseFilename} "
+                         f"({why}); it is not written from here on\n")
+
+
 @contextlib.contextmanager
 def caffe_logging(log_file=None, quiet=False):
     """Route the "caffelite" logger to stderr (warnings only when quiet) and, with log_file,
@@ -55,7 +83,7 @@ def caffe_logging(log_file=None, quiet=False):
     handlers[0].setLevel(logging.WARNING if quiet else logging.INFO)
     if log_file:
         try:
-            handlers.append(logging.FileHandler(log_file, mode="a", encoding="utf-8"))
+            handlers.append(_LogFileHandler(log_file, mode="a", encoding="utf-8"))
         except OSError as exc:
             raise ConfigError(f"--log {log_file}: cannot open ({exc.strerror or exc})") from None
         handlers[1].setLevel(logging.INFO)

@@ -239,11 +239,15 @@ def write_binaryproto(array, path):
 
 
 # -- weights into a net -----------------------------------------------------------------------
-def copy_trained_layers(net, net_param, source="weights"):
+def copy_trained_layers(net, net_param, source="weights", strict=False, report=True):
     """Caffe's CopyTrainedLayersFrom: each source layer's blobs go into the first net layer of
-    the same name; source layers the net lacks are ignored. Counts and shapes must match
+    the same name; source layers the net lacks are skipped. Counts and shapes must match
     (a legacy 4-D header matches a blob padded with leading 1s). All checks run before any
-    copy, so a mismatch leaves the net unchanged."""
+    copy, so a mismatch leaves the net unchanged. Returns the names of the layers that got
+    weights. NaN/infinite weights are logged; with `report`, so are learnable layers the
+    file did not cover (an error when `strict`) and skipped file layers (weights_report)."""
+    from .weights_report import report_load, uncovered_layers, warn_nonfinite
+
     by_name = {}
     for layer in net.layers:
         by_name.setdefault(layer.name, layer)
@@ -265,9 +269,16 @@ def copy_trained_layers(net, net_param, source="weights"):
                     f"file has {list(shape)}, net has {list(blob.shape)}; rename the layer in "
                     "the net to learn it from scratch")
             pending.append((blob, blob_proto, src.name, j))
+    copied = {name for _, _, name, _ in pending}
+    if strict and uncovered_layers(net, copied):
+        report_load(net, net_param, copied, source, strict=True)  # raises, nothing copied
     for blob, blob_proto, name, j in pending:
         try:
             array = read_blob_array(blob_proto)
         except WeightsError as exc:
             raise WeightsError(f"{source}: layer '{name}' param {j}: {exc}") from None
+        warn_nonfinite(array, source, f"layer '{name}' param {j}")
         blob.data[...] = array.reshape(blob.shape)
+    if report:
+        report_load(net, net_param, copied, source, strict=strict)
+    return copied

@@ -1,9 +1,9 @@
 """Accuracy: mean over labelled positions of 1{#(other classes scoring >= the true one) < top_k}."""
-import numpy as np
 
 from ..layer import Layer
 from ..registry import register_layer
 from ..runtime import get_array_module
+from ._labels import bad_label, class_indices
 
 
 @register_layer("Accuracy")
@@ -50,13 +50,13 @@ class AccuracyLayer(Layer):
     def forward(self, bottom, top):
         xp = get_array_module(bottom[0].data)
         scores = bottom[0].data.reshape(self.outer, self.channels, self.inner)
-        labels = bottom[1].data.reshape(self.outer, 1, self.inner).astype(np.int64)
+        labels = class_indices(bottom[1].data.reshape(self.outer, 1, self.inner))
         valid = xp.ones(labels.shape, dtype=bool)
         if self.has_ignore_label:
             valid = labels != self.ignore_label
         bad = valid & ((labels < 0) | (labels >= self.channels))
         if bool(bad.any()):
-            raise self.error(f"label {int(labels[bad][0])} out of range [0, {self.channels})")
+            raise self.error(bad_label(bottom[1].data, bad, self.channels))
         safe = xp.where(valid, labels, 0)
         true_score = xp.take_along_axis(scores, safe, axis=1)  # (outer, 1, inner)
         # The true class itself counts once when compared with >=, hence the - 1.

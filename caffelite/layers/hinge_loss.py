@@ -1,10 +1,10 @@
 """HingeLoss: t_k = max(0, 1 + s_k·x_k), s = -1 at the true class else +1; L1 Σt/N, L2 Σt²/N."""
-import numpy as np
 
 from ..layer import LossLayer
 from ..proto import caffelite_pb2 as pb
 from ..registry import register_layer
 from ..runtime import get_array_module
+from ._labels import bad_label, class_indices
 
 
 @register_layer("HingeLoss")
@@ -32,10 +32,10 @@ class HingeLossLayer(LossLayer):
 
     def _signs(self, bottom, xp):
         """s_k: -1 at the true class, +1 elsewhere, (N, dim)."""
-        labels = bottom[1].data.reshape(-1).astype(np.int64)
+        labels = class_indices(bottom[1].data.reshape(-1))
         bad = (labels < 0) | (labels >= self.dim)
         if bool(bad.any()):
-            raise self.error(f"label {int(labels[bad][0])} out of range [0, {self.dim})")
+            raise self.error(bad_label(bottom[1].data, bad, self.dim))
         signs = xp.ones((self.num, self.dim), dtype=bottom[0].data.dtype)
         signs[xp.arange(self.num), labels] = -1
         return signs

@@ -6,6 +6,7 @@ import numpy as np
 from ..layer import LossLayer
 from ..registry import register_layer
 from ..runtime import get_array_module
+from ._labels import bad_label, class_indices
 from .softmax import softmax
 from .softmax_with_loss import loss_normalizer, setup_loss_param
 
@@ -71,14 +72,13 @@ class InfogainLossLayer(LossLayer):
         xp = get_array_module(bottom[0].data)
         shape3 = (self.outer, self.num_labels, self.inner)
         self.prob = softmax(bottom[0].data.reshape(shape3), 1)  # (outer, L, inner)
-        labels = bottom[1].data.reshape(self.outer, self.inner).astype(np.int64)
+        labels = class_indices(bottom[1].data.reshape(self.outer, self.inner))
         valid = xp.ones(labels.shape, dtype=bool)
         if self.has_ignore_label:
             valid = labels != self.ignore_label
         bad = valid & ((labels < 0) | (labels >= self.num_labels))
         if bool(bad.any()):
-            raise self.error(f"label {int(labels[bad][0])} out of range "
-                             f"[0, {self.num_labels})")
+            raise self.error(bad_label(bottom[1].data, bad, self.num_labels))
         self.labels, self.valid = xp.where(valid, labels, 0), valid
         rows = self._matrix(bottom)[self.labels]  # (outer, inner, L): H[label, :]
         log_p = xp.log(xp.maximum(self.prob, LOG_THRESHOLD)).transpose(0, 2, 1)

@@ -1,9 +1,9 @@
 """MultinomialLogisticLoss: loss = -Σ_n log(max(p[n, label_n], 1e-20)) / N."""
-import numpy as np
 
 from ..layer import LossLayer
 from ..registry import register_layer
 from ..runtime import get_array_module
+from ._labels import bad_label, class_indices
 
 LOG_THRESHOLD = 1e-20  # Caffe's kLOG_THRESHOLD
 
@@ -30,10 +30,10 @@ class MultinomialLogisticLossLayer(LossLayer):
 
     def forward(self, bottom, top):
         xp = get_array_module(bottom[0].data)
-        labels = bottom[1].data.reshape(-1).astype(np.int64)
+        labels = class_indices(bottom[1].data.reshape(-1))
         bad = (labels < 0) | (labels >= self.dim)
         if bool(bad.any()):
-            raise self.error(f"label {int(labels[bad][0])} out of range [0, {self.dim})")
+            raise self.error(bad_label(bottom[1].data, bad, self.dim))
         self.rows = xp.arange(self.num)
         self.labels = labels
         p = bottom[0].data.reshape(self.num, self.dim)[self.rows, labels]

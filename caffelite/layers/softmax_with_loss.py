@@ -5,6 +5,7 @@ from ..layer import LossLayer
 from ..proto import caffelite_pb2 as pb
 from ..registry import register_layer
 from ..runtime import get_array_module
+from ._labels import bad_label, class_indices
 from .softmax import softmax, softmax_axis
 
 FLT_MIN = float(np.finfo(np.float32).tiny)
@@ -80,13 +81,13 @@ class SoftmaxWithLossLayer(LossLayer):
         xp = get_array_module(bottom[0].data)
         shape3 = (self.outer, self.channels, self.inner)
         self.prob = softmax(bottom[0].data.reshape(shape3), 1)  # (outer, C, inner)
-        labels = bottom[1].data.reshape(self.outer, 1, self.inner).astype(np.int64)
+        labels = class_indices(bottom[1].data.reshape(self.outer, 1, self.inner))
         valid = xp.ones(labels.shape, dtype=bool)
         if self.has_ignore_label:
             valid = labels != self.ignore_label
         bad = valid & ((labels < 0) | (labels >= self.channels))
         if bool(bad.any()):
-            raise self.error(f"label {int(labels[bad][0])} out of range [0, {self.channels}) "
+            raise self.error(bad_label(bottom[1].data, bad, self.channels) + " "
                              "(set loss_param.ignore_label to skip a label value)")
         self.labels = xp.where(valid, labels, 0)  # (outer, 1, inner)
         self.valid = valid

@@ -1,6 +1,9 @@
 """NumPy's OpenBLAS thread count, read and set through its C entry points."""
 import ctypes
+import sys
 import threading
+
+from .threads import Blocks
 
 # NumPy's OpenBLAS has no Python API for its thread count; its C entry points are called
 # directly (the names differ between NumPy's bundled scipy-openblas and a system OpenBLAS).
@@ -50,8 +53,10 @@ def set_blas_threads(count):
 
 
 _blas_lock = threading.Lock()
-_blas_depth = 0
-_blas_saved = None
+_blas_inside = set()  # threads inside a block
+_blas_blocks = Blocks()  # each thread's blocks, by frame (a Ctrl-C may skip an __exit__)
+_NOT_SAVED = object()
+_blas_saved = _NOT_SAVED  # the count to restore; forgotten only once it is back
 
 
 class single_blas_thread:
@@ -60,19 +65,26 @@ class single_blas_thread:
     idle threads spin for a while after each call and would take the cores our threads need
     (or, with one caffelite thread, the core another process needs)."""
 
+    threads_inside = _blas_inside
+
     def __enter__(self):
-        global _blas_depth, _blas_saved
+        global _blas_saved
+        self._frame = sys._getframe(1)
         with _blas_lock:
-            if _blas_depth == 0:
-                _blas_saved = blas_threads()
+            if _blas_blocks.enter(self._frame):
+                _blas_inside.add(threading.get_ident())
+                if _blas_saved is _NOT_SAVED:
+                    _blas_saved = blas_threads()
                 if _blas_saved not in (None, 1):
                     set_blas_threads(1)
-            _blas_depth += 1
         return self
 
     def __exit__(self, *exc):
-        global _blas_depth
+        global _blas_saved
         with _blas_lock:
-            _blas_depth -= 1
-            if _blas_depth == 0 and _blas_saved not in (None, 1):
-                set_blas_threads(_blas_saved)
+            if _blas_blocks.exit(self._frame):
+                _blas_inside.discard(threading.get_ident())
+                if not _blas_inside and _blas_saved is not _NOT_SAVED:
+                    if _blas_saved not in (None, 1):
+                        set_blas_threads(_blas_saved)
+                    _blas_saved = _NOT_SAVED

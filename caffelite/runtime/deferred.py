@@ -1,8 +1,10 @@
 """Deferred parameter gradients: a second thread runs weight-gradient GEMMs in a backward pass."""
+import _thread
+import sys
 import threading
 
 from .fpmode import flushing, follow_flush
-from .threads import num_threads, wait_out
+from .threads import Blocks, num_threads, wait_out, wake
 
 
 # Inside a net's backward pass, a layer may hand the GEMM of its weight gradient to a second
@@ -11,54 +13,66 @@ from .threads import num_threads, wait_out
 # Tasks run one at a time in order, so two layers accumulating into shared blobs never race;
 # the pass waits for all of them before it returns.
 class _Deferred(threading.Thread):
+    """The gradient thread. The queue is the truth (a task leaves it once it has run); the
+    two raw locks are only wake-ups, so a Ctrl-C at any bytecode of submit() or wait() loses
+    nothing (threads.py says why)."""
+
     def __init__(self):
         super().__init__(daemon=True)
-        self._tasks = []
-        self._ready = threading.Condition()
+        self._tasks = []  # (task, flush); appended by the pass, popped here when done
+        self._wake, self._idle = _thread.allocate_lock(), _thread.allocate_lock()
+        self._wake.acquire()
+        self._idle.acquire()
         self._error = None
         self.flushing_now = False
         self.start()
 
     def run(self):
         while True:
-            with self._ready:
-                while not self._tasks:
-                    self._ready.wait()
+            self._wake.acquire()
+            while self._tasks:
                 task, flush = self._tasks[0]
-            try:
-                follow_flush(self, flush)
-                task()
-            except BaseException as exc:  # re-raised by wait()
-                self._error = self._error or exc
-            with self._ready:
+                try:
+                    follow_flush(self, flush)
+                    task()
+                except BaseException as exc:  # re-raised by wait()
+                    self._error = self._error or exc
                 self._tasks.pop(0)
-                self._ready.notify_all()
+            wake(self._idle)
 
     def submit(self, task):
-        with self._ready:
-            self._tasks.append((task, flushing()))
-            self._ready.notify_all()
+        self._tasks.append((task, flushing()))
+        wake(self._wake)
 
     def busy(self):
         return bool(self._tasks)
 
+    def _kick(self):
+        wake(self._wake)
+
     def wait(self):
-        with self._ready:
-            wait_out(lambda: self._ready.wait_for(lambda: not self._tasks))
+        if self._tasks:
+            wait_out(self._drained, self._idle, self._kick)
+        self._idle.acquire(blocking=False)  # the wake-up of tasks that finished early
         if self._error is not None:
             error, self._error = self._error, None
             raise error
 
+    def _drained(self):
+        return not self._tasks
+
 
 _deferred = None
-_deferring = threading.local()
+# The deferring() blocks running in each thread, by frame (threads.Blocks): a block whose
+# __exit__ a Ctrl-C skipped must not leave defer() handing over tasks no pass waits for.
+_passes = Blocks()
 
 
 def defer(task):
     """Run task() now (False), or on the gradient thread inside a `deferring()` pass with more
     than one thread (True)."""
     global _deferred
-    if not getattr(_deferring, "depth", 0) or num_threads() <= 1:
+    if num_threads() <= 1 or not _passes.frames():
         task()
         return False
     if _deferred is None:
@@ -76,10 +90,13 @@ class deferring:
     every task has finished (and the first error, if any, is raised)."""
 
     def __enter__(self):
-        _deferring.depth = getattr(_deferring, "depth", 0) + 1
+        self._frame = sys._getframe(1)
+        _passes.enter(self._frame)
         return self
 
     def __exit__(self, *exc):
-        _deferring.depth -= 1
-        if _deferring.depth == 0 and _deferred is not None:
+        _passes.exit(self._frame)
+        # Every exit waits (not only the outermost): nothing deferred outlives the block that
+        # deferred it, whatever an interrupted block left behind.
+        if _deferred is not None:
             _deferred.wait()

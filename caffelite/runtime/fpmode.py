@@ -5,6 +5,8 @@ import platform
 import sys
 import threading
 
+from .threads import Blocks
+
 # Float32 values below 1.2e-38 (denormals) cost x86 cores a microcode assist per operation,
 # about 100x a normal one. Caffe's initial weights are small (CIFAR-10 quick's conv1 has
 # std 1e-4), so early in training the DFT layers' GEMMs make denormal partial products: their
@@ -34,7 +36,8 @@ def _load_fp_modes():
 
 _fp_modes = _load_fp_modes()
 _flush_enabled = os.environ.get("CAFFELITE_FLUSH_DENORMALS", "1") != "0"
-_fp_local = threading.local()  # per thread: .depth of flush_denormals, .mode saved at depth 0
+_fp_local = threading.local()  # per thread: .mode to restore when the outermost block ends
+_blocks = Blocks()
 
 
 def set_flush_denormals(enabled):
@@ -45,13 +48,17 @@ def set_flush_denormals(enabled):
 
 def _set_thread_flush(flush):
     """Set or clear this thread's FTZ/DAZ bits; returns the previous mode (an _FpMode)."""
-    get, put = _fp_modes
-    mode = _FpMode()
-    get(ctypes.byref(mode))
+    mode = _get_mode()
     previous = _FpMode(mode.control_word, mode.reserved, mode.mxcsr)
     mode.mxcsr = (mode.mxcsr | _FTZ_DAZ) if flush else (mode.mxcsr & ~_FTZ_DAZ)
-    put(ctypes.byref(mode))
+    _fp_modes[1](ctypes.byref(mode))
     return previous
+
+
+def _get_mode():
+    mode = _FpMode()
+    _fp_modes[0](ctypes.byref(mode))
+    return mode
 
 
 def flushing():
@@ -62,19 +69,22 @@ def flushing():
 class flush_denormals:
     """Context (re-entrant, per thread): flush denormals to zero in this thread while inside;
     the thread's previous floating-point mode comes back on the way out. The pool's threads
-    follow the mode of the thread that hands them work."""
+    follow the mode of the thread that hands them work.
+
+    Blocks are kept by frame (threads.Blocks), and the mode to restore is read before it is
+    changed and forgotten only after it is back: a Ctrl-C at any point of __enter__ or
+    __exit__ leaves the thread flushing at most until its next pass ends."""
 
     def __enter__(self):
-        depth = getattr(_fp_local, "depth", 0)
-        if depth == 0:
-            _fp_local.mode = (_set_thread_flush(True) if _flush_enabled and _fp_modes
-                              else None)
-        _fp_local.depth = depth + 1
+        self._frame = sys._getframe(1)
+        if _blocks.enter(self._frame) and _flush_enabled and _fp_modes:
+            if getattr(_fp_local, "mode", None) is None:
+                _fp_local.mode = _get_mode()
+            _set_thread_flush(True)
         return self
 
     def __exit__(self, *exc):
-        _fp_local.depth -= 1
-        if _fp_local.depth == 0 and _fp_local.mode is not None:
+        if _blocks.exit(self._frame) and getattr(_fp_local, "mode", None) is not None:
             _fp_modes[1](ctypes.byref(_fp_local.mode))
             _fp_local.mode = None
 

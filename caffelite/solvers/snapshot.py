@@ -167,7 +167,7 @@ def read_sidecar(state_path):
     try:
         with open(path) as f:
             record = _decode(json.load(f))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, TypeError, KeyError) as exc:  # bad JSON, arrays, dtypes
         raise SolverError(f"{path}: unreadable resume sidecar ({exc}); delete it to resume as "
                           f"Caffe does (data from the start, fresh random state)") from None
     if not isinstance(record, dict) or record.get("format") != SIDECAR_FORMAT:
@@ -237,19 +237,39 @@ def _rng_state(rng):
 def restore_solver(solver, path):
     """Solver.restore: check everything first, so a refused state changes nothing."""
     state = read_solver_state(path)
-    sidecar = read_sidecar(path)
+    _check_counters(state, path)
+    from .sidecar_schema import valid_sidecar
+
+    sidecar = valid_sidecar(solver, sidecar_path(path), read_sidecar(path))
     _check_history(solver, path, state, sidecar)
     if state.HasField("learned_net"):
         model = find_learned_net(state.learned_net, path)
         solver.net.copy_from(model)  # either format, as Caffe's CopyTrainedLayersFrom
+    else:
+        logger.warning("%s names no weights file (learned_net): iteration %d and the solver "
+                       "history are restored, the weights are the net's own (initial, or "
+                       "loaded before the restore)", path, state.iter)
     from ..formats.binary import read_blob_array
+    from ..formats.weights_report import warn_nonfinite
 
-    for h, blob in zip(solver.history, state.history):
-        h[...] = solver.xp.asarray(read_blob_array(blob).reshape(h.shape), dtype=h.dtype)
+    names = _param_names(solver)
+    for k, (h, blob) in enumerate(zip(solver.history, state.history)):
+        array = read_blob_array(blob)
+        warn_nonfinite(array, path, f"history blob {k} ({names[k % len(names)]})")
+        h[...] = solver.xp.asarray(array.reshape(h.shape), dtype=h.dtype)
     solver.iter = state.iter
     solver.current_step = state.current_step
     if sidecar is not None:
         _restore_sidecar(solver, path, sidecar)
+
+
+def _check_counters(state, path):
+    for name in ("iter", "current_step"):
+        value = getattr(state, name)
+        if value < 0:
+            raise SolverError(f"{path}: {name} is {value}; a .solverstate counts from 0 (a "
+                              f"damaged or edited file?), resuming it would overwrite the "
+                              f"snapshots of the iterations it repeats")
 
 
 def sidecar_record(solver, model_path):
@@ -325,7 +345,7 @@ def _load_net_record(net, entry, path, what):
     try:
         net.load_layer_states(entry.get("layer_states") or {})
         missing = load_rng_states(net, entry.get("rng") or {})
-    except (KeyError, ValueError, TypeError) as exc:
+    except (KeyError, ValueError, TypeError, OverflowError) as exc:
         logger.warning("%s: %s state not restored (%s); the net differs from the one saved",
                        path, what, exc)
         return

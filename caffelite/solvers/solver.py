@@ -14,7 +14,7 @@ from ..proto import caffelite_pb2 as pb
 from ..random import set_random_seed
 from ..registry import SOLVERS
 from ..runtime import flush_denormals, get_array_module, parallel, to_numpy
-from . import lr_policy
+from . import lr_policy, storage
 from . import snapshot as snap
 from .build import NetBuilder, load_param
 
@@ -215,6 +215,7 @@ class Solver:
         p = self.param
         logger.info("Solving %s", self.net.name)
         logger.info("Learning Rate Policy: %s", p.lr_policy)
+        storage.remove_stale_temporaries(p.snapshot_prefix)
         self.requested_early_exit = False
         if resume is not None:
             logger.info("Restoring previous solver status from %s", resume)
@@ -412,15 +413,21 @@ class Solver:
         h5 = ".h5" if self.param.snapshot_format == pb.SolverParameter.HDF5 else ""
         model_path = snap.snapshot_filename(prefix, self.iter, ".caffemodel" + h5)
         state_path = snap.snapshot_filename(prefix, self.iter, ".solverstate" + h5)
-        logger.info("Snapshotting to %s file %s", "HDF5" if h5 else "binary proto", model_path)
-        os.makedirs(os.path.dirname(model_path) or ".", exist_ok=True)  # snapshot() by hand
-        snap.save_caffemodel(self.net, model_path, write_diff=self.param.snapshot_diff)
-        logger.info("Snapshotting solver state to %s file %s", "HDF5" if h5 else "binary proto",
-                    state_path)
-        # The sidecar goes first: a .solverstate on disk always has its companions.
-        snap.write_sidecar(state_path, snap.sidecar_record(self, model_path))
-        snap.write_solver_state(state_path, self.iter, model_path,
-                                [to_numpy(h) for h in self.history], self.current_step)
+        kind = "HDF5" if h5 else "binary proto"
+        logger.info("Snapshotting to %s file %s", kind, model_path)
+        writing = model_path
+        try:
+            os.makedirs(os.path.dirname(model_path) or ".", exist_ok=True)  # snapshot() by hand
+            snap.save_caffemodel(self.net, model_path, write_diff=self.param.snapshot_diff)
+            logger.info("Snapshotting solver state to %s file %s", kind, state_path)
+            # The sidecar goes first: a .solverstate on disk always has its companions.
+            writing = snap.sidecar_path(state_path)
+            snap.write_sidecar(state_path, snap.sidecar_record(self, model_path))
+            writing = state_path
+            snap.write_solver_state(state_path, self.iter, model_path,
+                                    [to_numpy(h) for h in self.history], self.current_step)
+        except OSError as exc:  # disk full, read-only, a directory in the way: one line
+            raise storage.write_failed(exc, writing, prefix) from None
         paths = (model_path, state_path)
         self._notify("on_snapshot", paths)
         return paths

@@ -5,7 +5,10 @@ Each metrics line is one record:
     {"phase": "train", "iter": 100, "seconds": 12.3, "lr": 0.0099, "loss": 0.26}
     {"phase": "test", "net": 0, "iter": 500, "seconds": 60.1, "accuracy": 0.98, "loss": 0.06}
 """
+import errno
 import json
+import logging
+import os
 import re
 import time
 from datetime import datetime
@@ -14,41 +17,98 @@ from pathlib import Path
 from ..errors import CaffeliteError
 
 METRICS_SUFFIX = ".metrics.jsonl"
+logger = logging.getLogger("caffelite")
 
 
 class MetricsWriter:
-    """Appends records to a JSON-lines file; a resumed run appends to the same file."""
+    """Appends records to a JSON-lines file; a resumed run appends to the same file.
+
+    Opening it repairs what a crash can leave: a torn last line (a write cut short) is cut
+    off, and a symbolic link at the path is replaced by a file of its own (as snapshots
+    replace theirs), so a run never writes through a link into another file."""
 
     def __init__(self, path, start_seconds=0.0):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if self.path.is_dir():  # say so at the start, not at the first record
+                raise IsADirectoryError(errno.EISDIR, "Is a directory", str(self.path))
+            _own_file(self.path)
+            _cut_torn_line(self.path)
+        except OSError as exc:
+            raise self._failed(exc) from None
         self._t0 = time.perf_counter() - start_seconds
 
     @staticmethod
     def last_seconds(path):
         """The 'seconds' of the last record in an existing file (to continue the clock)."""
-        records = read_metrics(path) if Path(path).exists() else []
-        return records[-1]["seconds"] if records else 0.0
+        records = read_metrics(path) if Path(path).is_file() else []
+        return records[-1].get("seconds", 0.0) if records else 0.0
 
     def write(self, phase, iteration, outputs, **extra):
         record = {"phase": phase, "iter": int(iteration),
                   "seconds": round(time.perf_counter() - self._t0, 3), **extra}
         record.update({name: float(value) for name, value in outputs.items()})
-        with open(self.path, "a") as f:
-            f.write(json.dumps(record) + "\n")
+        try:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+        except OSError as exc:
+            raise self._failed(exc) from None
+
+    def _failed(self, exc):
+        from ..solvers.storage import write_failed
+
+        name = str(self.path)
+        prefix = name[:-len(METRICS_SUFFIX)] if name.endswith(METRICS_SUFFIX) else None
+        return write_failed(exc, name, prefix)
+
+
+def _own_file(path):
+    """Replace a symbolic link at path by a regular file holding what it pointed to."""
+    if not path.is_symlink():
+        return
+    from ..formats.binary import atomic_write
+
+    target = os.path.realpath(path)
+    content = Path(target).read_bytes() if os.path.isfile(target) else b""
+    atomic_write(path, content)
+    logger.warning("%s was a symbolic link to %s: replaced by a file of its own (the target is "
+                   "left as it was)", path, target)
+
+
+def _cut_torn_line(path):
+    """Drop a last line without its newline (a write cut short by a crash or a full disk)."""
+    if not path.is_file():
+        return
+    with open(path, "rb+") as f:
+        size = f.seek(0, os.SEEK_END)
+        if not size:
+            return
+        f.seek(max(0, size - 65536))
+        tail = f.read()
+        if tail.endswith(b"\n"):
+            return
+        keep = size - len(tail) + tail.rfind(b"\n") + 1 if b"\n" in tail else 0
+        f.truncate(keep)
+    logger.warning("%s: cut a torn last line (%d bytes) left by an interrupted write", path,
+                   size - keep)
 
 
 def read_metrics(path):
-    """Records of a metrics file, in order; one clear error for a malformed line."""
+    """Records of a metrics file, in order; one clear error for a malformed line. A torn
+    last line (no newline: a write cut short, or one in progress) is left out."""
     records = []
     with open(path) as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                raise CaffeliteError(f"{path}:{number}: not a caffelite metrics line") from None
+        lines = f.readlines()
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if number == len(lines) and not line.endswith("\n"):
+                break
+            raise CaffeliteError(f"{path}:{number}: not a caffelite metrics line") from None
     return records
 
 
