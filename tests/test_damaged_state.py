@@ -14,7 +14,7 @@ from caffelite.errors import SolverError, WeightsError
 from caffelite.formats.binary import load_caffemodel, save_caffemodel
 from caffelite.proto import caffelite_pb2 as pb
 from caffelite.solvers import Solver
-from caffelite.solvers.snapshot import read_sidecar, sidecar_path
+from caffelite.solvers.sidecar import read_sidecar, sidecar_path
 from caffelite.tools.metrics import MetricsWriter, read_metrics
 from tests.solvers.nets import mnist_net, mnist_net_text, solver_param
 

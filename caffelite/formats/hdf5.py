@@ -279,13 +279,14 @@ def convert_state(src, dst):
     import shutil
 
     from ..solvers import snapshot as snap
+    from ..solvers.sidecar import sidecar_path
     from .binary import read_blob_array
 
     src, dst = os.fspath(src), os.fspath(dst)
     state = snap.read_solver_state(src)
     history = [read_blob_array(blob) for blob in state.history]
     snap.write_solver_state(dst, state.iter, state.learned_net, history, state.current_step)
-    if os.path.isfile(snap.sidecar_path(src)):
-        shutil.copyfile(snap.sidecar_path(src), snap.sidecar_path(dst))
+    if os.path.isfile(sidecar_path(src)):
+        shutil.copyfile(sidecar_path(src), sidecar_path(dst))
     kind = "HDF5" if dst.lower().endswith(".h5") else "binary proto"
     return f"wrote {dst} ({kind} solver state, iteration {state.iter})"

@@ -1,4 +1,4 @@
-"""The resume sidecar's schema: what each field written by snapshot.sidecar_record must look
+"""The resume sidecar's schema: what each field written by sidecar.sidecar_record must look
 like before a resume trusts it. A file that does not fit is named, field and reason, and the
 resume falls back to Caffe's own (inexact) one instead of failing half-way through.
 

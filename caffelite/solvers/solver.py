@@ -14,7 +14,7 @@ from ..proto import caffelite_pb2 as pb
 from ..random import set_random_seed
 from ..registry import SOLVERS
 from ..runtime import flush_denormals, get_array_module, parallel, to_numpy
-from . import lr_policy, storage
+from . import lr_policy, sidecar, storage
 from . import snapshot as snap
 from .build import NetBuilder, load_param
 
@@ -421,8 +421,8 @@ class Solver:
             snap.save_caffemodel(self.net, model_path, write_diff=self.param.snapshot_diff)
             logger.info("Snapshotting solver state to %s file %s", kind, state_path)
             # The sidecar goes first: a .solverstate on disk always has its companions.
-            writing = snap.sidecar_path(state_path)
-            snap.write_sidecar(state_path, snap.sidecar_record(self, model_path))
+            writing = sidecar.sidecar_path(state_path)
+            sidecar.write_sidecar(state_path, sidecar.sidecar_record(self, model_path))
             writing = state_path
             snap.write_solver_state(state_path, self.iter, model_path,
                                     [to_numpy(h) for h in self.history], self.current_step)

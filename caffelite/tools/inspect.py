@@ -381,6 +381,7 @@ def _history_guess(count, params):
 
 def _solverstate(report, state, raw):
     from ..solvers import snapshot as snap
+    from ..solvers.sidecar import read_sidecar
 
     report.lines.append(f"iter: {state.iter:,}")
     params = 0
@@ -409,7 +410,7 @@ def _solverstate(report, state, raw):
     if shapes:
         report.lines.append("history shapes: " + ", ".join(fmt_shape(s) for s in shapes))
     try:
-        record = snap.read_sidecar(report.path)
+        record = read_sidecar(report.path)
     except CaffeliteError as exc:
         report.lines.append(f"sidecar: unreadable ({exc})")
         record = None

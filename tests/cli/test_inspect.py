@@ -14,7 +14,7 @@ from caffelite.errors import CaffeliteError, WeightsError
 from caffelite.formats.binary import HDF5_MAGIC, write_binaryproto
 from caffelite.formats.config import write_net_param, write_solver_param
 from caffelite.proto import caffelite_pb2 as pb
-from caffelite.solvers import snapshot as snap
+from caffelite.solvers import sidecar
 from caffelite.tools.inspect import detect, inspect_file
 
 LENET_CONFIGS = ROOT / "configs" / "lenet"
@@ -277,7 +277,7 @@ def test_caffelite_snapshot_with_sidecar(tmp_path):
     assert "ip     InnerProduct" in out and "2x3, 2" in out and "total params: 8 " in out
     assert f"{state_path}, beside it" in out
     # a damaged sidecar does not hide the state
-    (tmp_path / (state_path.split("/")[-1] + snap.SIDECAR_SUFFIX)).write_text("{")
+    (tmp_path / (state_path.split("/")[-1] + sidecar.SIDECAR_SUFFIX)).write_text("{")
     assert "sidecar: unreadable" in ok(state_path)
 
 

@@ -169,13 +169,17 @@ def prefetch_threads():
 def test_prefetch_threads_end_with_the_layer(tmp_path, colour):
     images, labels = colour
     source = write_images_db(tmp_path / "db", "lmdb", images, labels)
-    before = len(prefetch_threads())
+    gc.collect()  # earlier tests' layers end their threads first
+    before = set(prefetch_threads())
     layer, top = make_data_layer(data_text(source, "lmdb", 2))
     forward(layer, top)
-    assert len(prefetch_threads()) == before + 1
+    started = set(prefetch_threads()) - before
+    assert len(started) == 1
+    thread = started.pop()
     del layer, top
     gc.collect()
-    assert len(prefetch_threads()) == before
+    thread.join(timeout=10)  # the layer's end tells its thread to stop
+    assert not thread.is_alive()
 
 
 @pytest.mark.timeout(60)
