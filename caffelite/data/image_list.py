@@ -4,6 +4,7 @@ import os
 
 import numpy as np
 
+from . import opencv_resize
 from .datum import decode_image
 from .errors import DataError
 
@@ -69,32 +70,12 @@ def read_image(full_path, where, color=True, new_height=0, new_width=0):
 
 
 def resize_linear(chw, height, width):
-    """(C, height, width) uint8 bilinear resize with OpenCV's INTER_LINEAR sampling (pixel
-    centres aligned, edges clamped; OpenCV's fixed-point rounding may differ by 1)."""
-    c, h, w = chw.shape
-    if (h, w) == (height, width):
+    """(C, height, width) uint8: OpenCV's INTER_LINEAR resize, bit for bit (opencv_resize.py),
+    as Caffe's ImageData and convert_imageset resize."""
+    if chw.shape[1:] == (height, width):
         return chw
-    rows, row_frac = _taps(h, height)
-    cols, col_frac = _taps(w, width)
-    src = chw.astype(np.float64)
-    across = src[:, :, cols] * (1 - col_frac) + src[:, :, np.minimum(cols + 1, w - 1)] * col_frac
-    out = (across[:, rows, :] * (1 - row_frac)[:, None]
-           + across[:, np.minimum(rows + 1, h - 1), :] * row_frac[:, None])
-    return np.clip(np.floor(out + 0.5), 0, 255).astype(np.uint8)
-
-
-def _taps(size, new_size):
-    """First source index and weight of the second for each output pixel along one axis."""
-    pos = (np.arange(new_size) + 0.5) * (size / new_size) - 0.5
-    pos = pos.astype(np.float32).astype(np.float64)  # OpenCV computes the position in float
-    first = np.floor(pos).astype(np.int64)
-    frac = pos - first
-    frac[first < 0] = 0
-    first[first < 0] = 0
-    last = first >= size - 1
-    frac[last] = 0
-    first[last] = size - 1
-    return first, frac
+    hwc = np.ascontiguousarray(chw.transpose(1, 2, 0))
+    return np.ascontiguousarray(opencv_resize.resize_linear(hwc, height, width).transpose(2, 0, 1))
 
 
 class ImageListSource:

@@ -63,7 +63,7 @@ def test_resize_is_opencvs_bilinear(image_list):
     data, _ = forward(layer, top)
     expected = np.stack([cv2_read(root + n, True, (11, 5)) for n in names]).astype(np.float32)
     assert data.shape == (7, 3, 11, 5)
-    assert np.abs(data - expected).max() <= 1  # OpenCV rounds in fixed point
+    np.testing.assert_array_equal(data, expected)  # OpenCV's fixed point, bit for bit
     layer.close()
 
 
