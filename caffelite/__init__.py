@@ -25,6 +25,8 @@ _LAZY = {
     "AdamSolver": ("solvers", "AdamSolver"),
     "NetSpec": ("net_spec", "NetSpec"),
     "params": ("net_spec", "params"),
+    "solver_count": ("parallel.mpi", "solver_count"),
+    "solver_rank": ("parallel.mpi", "solver_rank"),
 }
 
 

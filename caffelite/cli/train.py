@@ -182,9 +182,17 @@ def command(config, solver_option, snapshot, weights, level, stage, sigint_effec
         raise ConfigError(f"--snapshot {snapshot}: no such file")
     if progress is None:
         progress = sys.stderr.isatty()
-    progress = progress and not quiet
+    # Under mpiexec (caffelite/parallel) rank 0 alone logs and writes files; an error on any
+    # rank ends the job.
+    from ..parallel import world
+
+    mpi = world()
+    root = mpi.is_root
+    progress = progress and not quiet and root
     # With the progress line, stderr shows warnings only; --log FILE still gets every line.
-    with caffe_logging(log_file, quiet or progress):
+    with mpi.fail_together(), caffe_logging(log_file if root else None, quiet or progress):
+        if not root:
+            logger.setLevel(logging.ERROR)
         param = read_solver_config(path)
         if level is not None:
             param.train_state.level = level
@@ -195,13 +203,18 @@ def command(config, solver_option, snapshot, weights, level, stage, sigint_effec
             del param.weights[:]
             # Paths given on the command line are relative to the working directory.
             param.weights.append(",".join(os.path.abspath(w) for w in split_list(weights)))
-        from ..solvers import Solver
+        if not root:
+            param.ClearField("weights")  # rank 0 reads them; the ranks get its weights
+        from ..parallel import parallel_solver
 
         logger.info("Initializing solver from %s", path)
-        solver = Solver(param, solver_file=path)
+        # Data-parallel: rank 0 restores --snapshot and broadcasts it, before solve().
+        resume_now = snapshot if mpi.size > 1 else None
+        solver = parallel_solver(param, resume=resume_now, solver_file=path)
         metrics = metrics_path(solver.param)
-        logger.info("Writing metrics to %s", metrics)
-        solver.add_callback(MetricsCallback(metrics))
+        if root:
+            logger.info("Writing metrics to %s", metrics)
+            solver.add_callback(MetricsCallback(metrics))
         line = ProgressLine(solver, sys.stderr) if progress else None
         if line:
             solver.add_callback(line)
@@ -209,7 +222,7 @@ def command(config, solver_option, snapshot, weights, level, stage, sigint_effec
         solver.set_action_function(actions)
         try:
             with actions.installed():
-                solver.solve(resume=snapshot)
+                solver.solve(resume=None if resume_now else snapshot)
         finally:
             if line:
                 line.close()

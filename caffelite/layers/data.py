@@ -1,6 +1,7 @@
 """Data: data = transform(images[i : i + batch]), label = labels[i : i + batch], i wrapping."""
 import numpy as np
 
+from ..data.shard import batch_offsets
 from ..data.sources import describe_sources, load_source
 from ..data.transformer import DataTransformer
 from ..errors import CaffeliteError
@@ -67,7 +68,10 @@ class DataLayer(Layer):
 
     def forward(self, bottom, top):
         count = len(self.images)
-        start, stop = self.cursor, self.cursor + self.batch_size
+        # Data-parallel ranks read their own share of each global batch (data/shard.py).
+        first, step = batch_offsets(self.batch_size)
+        start = self.cursor + first
+        stop = start + self.batch_size
         if stop <= count:
             rows = slice(start, stop)  # a view: no copy before the transform
         else:
@@ -75,7 +79,7 @@ class DataLayer(Layer):
         top[0].data[...] = self.transformer.crop_mirror(self.images[rows], self.rng)
         if len(top) > 1:
             top[1].data[...] = self.labels[rows]
-        self.cursor = stop % count
+        self.cursor = (self.cursor + step) % count
 
     def get_state(self):
         return {"cursor": int(self.cursor)}

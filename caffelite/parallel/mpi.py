@@ -1,0 +1,187 @@
+"""The MPI world of this process and the few collectives data-parallel training needs.
+
+A process started by mpiexec/srun finds its rank and size in its environment (PMI, PMIx,
+Open MPI, MVAPICH, Slurm); only then is mpi4py imported (which starts MPI). A plain process,
+or a job of one rank, never imports it and runs exactly as without this module.
+
+Every collective here is non-blocking and polled against a deadline (CAFFELITE_MPI_TIMEOUT
+seconds, default 300; 0 waits forever): a rank that died or hangs makes the others stop with
+an error instead of waiting forever. An error on any rank ends the whole job (fail_together):
+the rank prints one line and calls MPI_Abort, which the launcher turns into a nonzero exit.
+"""
+import contextlib
+import os
+import pickle
+import sys
+import time
+import traceback
+
+import numpy as np
+
+from ..errors import CaffeliteError
+
+# (variable, whether it holds the world size) set by launchers in every rank they start.
+LAUNCHER_SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE",
+                           "PMIX_SIZE", "SLURM_STEP_NUM_TASKS")
+DEFAULT_TIMEOUT = 300.0
+# A collective is first polled in a tight loop (an allreduce of a small net takes well under a
+# millisecond once every rank has arrived), then with short sleeps, so a rank waiting for a
+# slower one leaves it the core.
+SPIN_SECONDS = 0.002
+MAX_SLEEP = 0.0005
+
+
+class ParallelError(CaffeliteError):
+    """Data-parallel training cannot go on (a rank stopped answering, MPI missing)."""
+
+
+def launched_size(environ=None):
+    """The world size a launcher announced in the environment, or 1. CAFFELITE_MPI=0 makes a
+    process ignore its launcher; CAFFELITE_MPI=1 asks MPI for the size even without one."""
+    environ = os.environ if environ is None else environ
+    forced = environ.get("CAFFELITE_MPI", "").strip()
+    if forced == "0":
+        return 1
+    for name in LAUNCHER_SIZE_VARIABLES:
+        value = environ.get(name, "").strip()
+        if value.isdigit() and int(value) > 1:
+            return int(value)
+    return None if forced == "1" else 1  # None: only MPI itself knows
+
+
+class World:
+    """rank, size and the collectives of data-parallel training; size 1 needs no MPI."""
+
+    def __init__(self, comm=None, timeout=None):
+        self.comm = comm
+        self.rank = comm.Get_rank() if comm is not None else 0
+        self.size = comm.Get_size() if comm is not None else 1
+        if timeout is None:
+            timeout = float(os.environ.get("CAFFELITE_MPI_TIMEOUT", DEFAULT_TIMEOUT) or 0)
+        self.timeout = timeout
+
+    @property
+    def is_root(self):
+        return self.rank == 0
+
+    def __repr__(self):
+        return f"World(rank={self.rank}, size={self.size})"
+
+    # -- collectives ----------------------------------------------------------------------
+    def allreduce_sum(self, array, what="allreduce"):
+        """Sum a contiguous array over all ranks, in place."""
+        if self.size > 1:
+            from mpi4py import MPI
+
+            self._wait(self.comm.Iallreduce(MPI.IN_PLACE, array, op=MPI.SUM), what)
+        return array
+
+    def bcast_array(self, array, what="broadcast"):
+        """Rank 0's values of a contiguous array, in place on every rank."""
+        if self.size > 1:
+            self._wait(self.comm.Ibcast(array, root=0), what)
+        return array
+
+    def bcast_object(self, value, what="broadcast"):
+        """Rank 0's picklable value, returned on every rank."""
+        if self.size == 1:
+            return value
+        data = pickle.dumps(value) if self.is_root else b""
+        length = self.bcast_array(np.array([len(data)], dtype=np.int64), what)
+        buf = np.frombuffer(data, dtype=np.uint8).copy() if self.is_root else \
+            np.empty(int(length[0]), dtype=np.uint8)
+        return pickle.loads(self.bcast_array(buf, what).tobytes())
+
+    def _wait(self, request, what):
+        """Poll request until done; ParallelError when the deadline passes."""
+        start = time.monotonic()
+        sleep = 0.0
+        while not request.Test():
+            waited = time.monotonic() - start
+            if self.timeout and waited > self.timeout:
+                raise ParallelError(
+                    f"rank {self.rank} of {self.size}: no answer from the other ranks in "
+                    f"{what} after {waited:.0f} s (a rank died or hangs; CAFFELITE_MPI_TIMEOUT "
+                    f"sets the limit, now {self.timeout:g} s)")
+            if waited > SPIN_SECONDS:
+                sleep = min(MAX_SLEEP, sleep + 0.00005)
+                time.sleep(sleep)
+
+    # -- faults ---------------------------------------------------------------------------
+    def abort(self, code):
+        """End every rank of the job now (MPI_Abort); never returns."""
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.comm.Abort(code)
+        os._exit(code)  # pragma: no cover - Abort does not return
+
+    @contextlib.contextmanager
+    def fail_together(self):
+        """An exception on one rank ends the whole job: the rank prints one line
+        `caffelite: error: rank R of N: ...` (and a traceback for a bug) and aborts with exit
+        status 2 (a CaffeliteError), 130 (Ctrl-C twice) or 1. Outside MPI: no effect."""
+        if self.size == 1:
+            yield
+            return
+        try:
+            yield
+        except SystemExit as exc:
+            if exc.code in (0, None):
+                raise
+            self._fail(f"exited with status {exc.code}", exc.code if isinstance(exc.code, int)
+                       else 1)
+        except CaffeliteError as exc:
+            self._fail(str(exc), 2)
+        except KeyboardInterrupt:
+            self._fail("interrupted", 130)
+        except BaseException as exc:  # a bug: show where, as a single process would
+            traceback.print_exc()
+            self._fail(f"{type(exc).__name__}: {exc}", 1)
+
+    def _fail(self, message, code):
+        if not self.is_root:
+            # An error every rank meets at once (a NaN loss after the allreduce) is printed by
+            # rank 0 alone: it aborts the job before the others get to print.
+            time.sleep(1.0)
+        line = " ".join(str(message).split("\n"))
+        sys.stderr.write(f"caffelite: error: rank {self.rank} of {self.size}: {line}\n")
+        self.abort(code)
+
+
+_world = {}
+
+
+def world():
+    """This process's World (found once): the MPI world under a launcher, else size 1."""
+    if "world" not in _world:
+        _world["world"] = _find_world()
+    return _world["world"]
+
+
+def _find_world():
+    if launched_size() == 1:
+        return World()
+    try:
+        from mpi4py import MPI
+    except ImportError:
+        raise ParallelError(
+            f"this process was started by an MPI launcher ({launcher_name()}) but mpi4py is "
+            f"not installed: pip install \"caffelite[mpi]\" (or set CAFFELITE_MPI=0 to train "
+            f"in each process on its own)") from None
+    comm = MPI.COMM_WORLD
+    return World(comm) if comm.Get_size() > 1 else World()
+
+
+def launcher_name():
+    names = [name for name in LAUNCHER_SIZE_VARIABLES if name in os.environ]
+    return ", ".join(names) or "CAFFELITE_MPI=1"
+
+
+def solver_count():
+    """How many processes train together: the MPI world's size (1 without mpiexec)."""
+    return world().size
+
+
+def solver_rank():
+    """This process's rank in the MPI world (0 without mpiexec)."""
+    return world().rank
