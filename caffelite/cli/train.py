@@ -48,11 +48,13 @@ class _StderrHandler(logging.StreamHandler):
 
 
 @contextlib.contextmanager
-def caffe_logging(log_file=None, quiet=False):
-    """Route the "caffelite" logger to stderr (warnings only when quiet) and, with log_file,
-    append everything to that file too; a user error is also written to the file."""
+def caffe_logging(log_file=None, quiet=False, silent=False):
+    """Route the "caffelite" logger to stderr (warnings only when quiet, nothing when silent)
+    and, with log_file, append everything to that file too; a user error is also written to
+    the file."""
     handlers = [_StderrHandler()]
-    handlers[0].setLevel(logging.WARNING if quiet else logging.INFO)
+    handlers[0].setLevel(logging.CRITICAL + 1 if silent else
+                         logging.WARNING if quiet else logging.INFO)
     if log_file:
         try:
             handlers.append(logging.FileHandler(log_file, mode="a", encoding="utf-8"))
@@ -190,9 +192,8 @@ def command(config, solver_option, snapshot, weights, level, stage, sigint_effec
     root = mpi.is_root
     progress = progress and not quiet and root
     # With the progress line, stderr shows warnings only; --log FILE still gets every line.
-    with mpi.fail_together(), caffe_logging(log_file if root else None, quiet or progress):
-        if not root:
-            logger.setLevel(logging.ERROR)
+    with mpi.fail_together(), caffe_logging(log_file if root else None, quiet or progress,
+                                            silent=not root):
         param = read_solver_config(path)
         if level is not None:
             param.train_state.level = level

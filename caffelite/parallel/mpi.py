@@ -119,7 +119,8 @@ class World:
     def fail_together(self):
         """An exception on one rank ends the whole job: the rank prints one line
         `caffelite: error: rank R of N: ...` (and a traceback for a bug) and aborts with exit
-        status 2 (a CaffeliteError), 130 (Ctrl-C twice) or 1. Outside MPI: no effect."""
+        status 2 (a CaffeliteError or a missing file), 130 (Ctrl-C twice) or 1. Outside MPI:
+        no effect."""
         if self.size == 1:
             yield
             return
@@ -132,6 +133,8 @@ class World:
                        else 1)
         except CaffeliteError as exc:
             self._fail(str(exc), 2)
+        except FileNotFoundError as exc:  # as the CLI reports it in one process
+            self._fail(f"{exc.filename or exc}: no such file", 2)
         except KeyboardInterrupt:
             self._fail("interrupted", 130)
         except BaseException as exc:  # a bug: show where, as a single process would
