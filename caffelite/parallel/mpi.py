@@ -29,6 +29,7 @@ DEFAULT_TIMEOUT = 300.0
 # slower one leaves it the core.
 SPIN_SECONDS = 0.002
 MAX_SLEEP = 0.0005
+ABORT_GRACE_SECONDS = 0.5
 
 
 class ParallelError(CaffeliteError):
@@ -100,9 +101,9 @@ class World:
             waited = time.monotonic() - start
             if self.timeout and waited > self.timeout:
                 raise ParallelError(
-                    f"rank {self.rank} of {self.size}: no answer from the other ranks in "
-                    f"{what} after {waited:.0f} s (a rank died or hangs; CAFFELITE_MPI_TIMEOUT "
-                    f"sets the limit, now {self.timeout:g} s)")
+                    f"no answer from the other ranks in {what} after {waited:.0f} s (a rank "
+                    f"died or hangs; CAFFELITE_MPI_TIMEOUT sets the limit, now "
+                    f"{self.timeout:g} s)")
             if waited > SPIN_SECONDS:
                 sleep = min(MAX_SLEEP, sleep + 0.00005)
                 time.sleep(sleep)
@@ -112,6 +113,9 @@ class World:
         """End every rank of the job now (MPI_Abort); never returns."""
         sys.stdout.flush()
         sys.stderr.flush()
+        # The launcher forwards each rank's output through a pipe and stops reading it when
+        # it tears the job down: give it a moment to pass the last lines on.
+        time.sleep(ABORT_GRACE_SECONDS)
         self.comm.Abort(code)
         os._exit(code)  # pragma: no cover - Abort does not return
 

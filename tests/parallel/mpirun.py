@@ -61,20 +61,26 @@ def command(config, ranks=None, args=()):
 
 
 def start(cwd, config, ranks=None, args=(), **env):
-    """Popen of a training run in its own process group (so a timeout can end every rank)."""
-    return subprocess.Popen(command(config, ranks, args), cwd=cwd, env=environment(**env),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    """Popen of a training run in its own process group (so a timeout can end every rank);
+    its output goes to files (a pipe nobody reads would stall a long run)."""
+    outputs = [open(Path(cwd) / name, "w") for name in ("stdout.txt", "stderr.txt")]
+    with outputs[0], outputs[1]:
+        proc = subprocess.Popen(command(config, ranks, args), cwd=cwd, env=environment(**env),
+                                stdout=outputs[0], stderr=outputs[1], start_new_session=True)
+    proc.outputs = [Path(f.name) for f in outputs]
+    return proc
 
 
 def finish(proc, timeout):
     """(returncode, stdout, stderr); kills the whole group and fails on a timeout."""
     try:
-        out, err = proc.communicate(timeout=timeout)
+        proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         kill_group(proc)
-        out, err = proc.communicate()
-        pytest.fail(f"the run did not end in {timeout} s:\n{err[-3000:]}")
+        proc.wait()
+        pytest.fail(f"the run did not end in {timeout} s:\n"
+                    f"{proc.outputs[1].read_text()[-3000:]}")
+    out, err = (path.read_text() for path in proc.outputs)
     return proc.returncode, out, err
 
 
@@ -92,11 +98,15 @@ def train(cwd, config, ranks=None, args=(), timeout=120, check=True, **env):
     return code, out, err
 
 
-def wait_for(predicate, timeout, what):
+def wait_for(predicate, timeout, what, proc=None):
+    """Poll predicate(); fail on the timeout, or at once when proc (a run) has ended."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
             return
+        if proc is not None and proc.poll() is not None:
+            pytest.fail(f"the run ended (exit {proc.returncode}) before {what}:\n"
+                        f"{proc.outputs[1].read_text()[-3000:]}")
         time.sleep(0.05)
     pytest.fail(f"timed out waiting for {what}")
 
