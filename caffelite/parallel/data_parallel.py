@@ -48,6 +48,8 @@ class DataParallel:
         self.solver = solver
         self.world = world or find_world()
         self.params = list(solver.learnable_params)
+        if not all(p.diff.flags.c_contiguous for p in self.params):
+            raise ValueError("DataParallel needs contiguous parameter diffs")
         dtype = self.params[0].diff.dtype if self.params else np.float32
         self.offsets = np.cumsum([0] + [p.diff.size for p in self.params])
         net = solver.net
