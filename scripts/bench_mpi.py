@@ -103,6 +103,8 @@ def run_side(side, name, source, args):
 # -- one rank's compute and the scaling model of docs/scaling.md ---------------------------
 COMPUTE_BATCHES = {"lenet": 32, "cifar10_quick": 50, "caffenet": 32}
 LINKS = {"10 Gb/s": (10e9 / 8, 30e-6), "100 Gb/s": (100e9 / 8, 5e-6)}  # bytes/s, latency
+LAST_LINK = "100 Gb/s"
+SMALL_BATCH = 4
 
 
 def caffenet_spec(batch):
@@ -140,13 +142,12 @@ def caffenet_spec(batch):
     return n.to_proto()
 
 
-def compute(name, iters):
+def compute(name, iters, batch):
     """(median seconds of one training iteration on this process's threads, parameter
-    bytes) for the net at its per-rank batch, on random Input data."""
+    bytes) for the net at this batch, on random Input data."""
     import caffelite
     from caffelite.proto import caffelite_pb2 as pb
 
-    batch = COMPUTE_BATCHES[name]
     net = caffenet_spec(batch) if name == "caffenet" else net_spec(name, batch)
     param = pb.SolverParameter(base_lr=0.001, momentum=0.9, lr_policy="fixed", display=0,
                                max_iter=1 << 30, random_seed=1, snapshot_after_train=False)
@@ -171,11 +172,18 @@ def ring_seconds(param_bytes, ranks, link):
     return 2 * (ranks - 1) * (latency + param_bytes / ranks / bandwidth)
 
 
-def scaling_table(name, seconds, param_bytes):
+def scaling_table(name, seconds, param_bytes, small):
     """Markdown rows: per N and link, bytes each rank sends, exchange and iteration time,
-    and the efficiency t_compute / t_iteration (no overlap of exchange and backward)."""
-    rows = [f"{name}: one rank {seconds * 1000:.1f} ms per iteration at batch "
-            f"{COMPUTE_BATCHES[name]}, parameters {param_bytes / 1e6:.2f} MB", "",
+    and the efficiency t_compute / t_iteration (no overlap of exchange and backward), the
+    batch per rank fixed (weak scaling); then the global batch fixed (strong scaling), from
+    the compute time at a small batch too: t(b) = fixed + b * per_image."""
+    batch = COMPUTE_BATCHES[name]
+    per_image = (seconds - small) / (batch - SMALL_BATCH)
+    fixed = small - SMALL_BATCH * per_image
+    rows = [f"{name}: one rank {seconds * 1000:.1f} ms per iteration at batch {batch} "
+            f"({small * 1000:.1f} ms at batch {SMALL_BATCH}: {fixed * 1000:.1f} ms + "
+            f"{per_image * 1000:.2f} ms per image), parameters {param_bytes / 1e6:.2f} MB", "",
+            f"Batch {batch} per rank (the global batch grows with N):", "",
             "| N | MB sent per rank | " + " | ".join(
                 f"{link}: exchange ms, iteration ms, efficiency" for link in LINKS) + " |",
             "|---|---|" + "---|" * len(LINKS)]
@@ -187,6 +195,18 @@ def scaling_table(name, seconds, param_bytes):
             total = seconds + exchange
             cells.append(f"{exchange * 1000:.1f}, {total * 1000:.0f}, {seconds / total:.0%}")
         rows.append(f"| {ranks} | {sent / 1e6:.2f} | " + " | ".join(cells) + " |")
+    total_batch = 2 * batch
+    rows += ["", f"Global batch {total_batch} split over N ranks (iteration ms and speedup "
+                 f"over one rank, {LAST_LINK}):", "", "| N | batch per rank | iteration ms | "
+             "speedup |", "|---|---|---|---|"]
+    one = fixed + total_batch * per_image
+    for ranks in (1, 2, 4, 8, 16, 32, 64):
+        if ranks > total_batch:
+            break
+        total = fixed + total_batch / ranks * per_image + (
+            ring_seconds(param_bytes, ranks, LAST_LINK) if ranks > 1 else 0)
+        rows.append(f"| {ranks} | {total_batch / ranks:g} | {total * 1000:.1f} | "
+                    f"{one / total:.1f} |")
     return "\n".join(rows)
 
 
@@ -213,9 +233,11 @@ def main():
     if args.worker:
         return worker(args)
     if args.scaling:
-        for name in COMPUTE_BATCHES:
-            seconds, size = compute(name, 3 if name == "caffenet" else args.iters)
-            print(scaling_table(name, seconds, size) + "\n")
+        for name, batch in COMPUTE_BATCHES.items():
+            iters = 3 if name == "caffenet" else args.iters
+            seconds, size = compute(name, iters, batch)
+            small, _ = compute(name, iters, SMALL_BATCH)
+            print(scaling_table(name, seconds, size, small) + "\n")
         return
     results = {}
     with tempfile.TemporaryDirectory() as directory:
