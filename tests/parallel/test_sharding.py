@@ -122,3 +122,12 @@ def test_test_results_keep_their_structure_through_the_reduction():
     loss, sums = _rebuild(value, iter(_split(flat, leaves)))
     assert loss == 2.5 and sums["accuracy"] == 0.75
     np.testing.assert_array_equal(sums["scores"], [1.0, 2.0])
+
+
+def test_a_launcher_without_mpi4py_is_a_clear_error(monkeypatch):
+    from caffelite.parallel.mpi import ParallelError, _find_world
+
+    monkeypatch.setenv("PMI_SIZE", "2")
+    monkeypatch.setitem(sys.modules, "mpi4py", None)  # import mpi4py fails
+    with pytest.raises(ParallelError, match=r'pip install "caffelite\[mpi\]"'):
+        _find_world()
