@@ -83,6 +83,23 @@ def _alive(pid):
         return False
 
 
+def test_sighup_to_one_rank_makes_rank_0_snapshot_and_training_go_on(tmp_path):
+    # mpiexec does not pass SIGHUP on: it goes to a rank, and the ranks vote.
+    config = write_config(tmp_path, extra_layers=layer_text("pid"), max_iter=400, snapshot=0,
+                          display=10)
+    proc = start(tmp_path, config, ranks=2)
+    try:
+        pids = _pids_once_training(tmp_path, 2, proc)
+        os.kill(pids[1], signal.SIGHUP)
+        code, _, err = finish(proc, 60)
+    finally:
+        kill_group(proc)
+    assert code == 0, err[-2000:]
+    models = sorted(p.name for p in (tmp_path / "out").glob("*.caffemodel"))
+    assert len(models) == 2 and "tiny_iter_400.caffemodel" in models
+    assert "Optimization Done." in err
+
+
 def test_a_killed_rank_makes_the_others_exit(tmp_path):
     config = write_config(tmp_path, extra_layers=layer_text("pid"), max_iter=1000000,
                           snapshot=0, display=10)
