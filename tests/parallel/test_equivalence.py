@@ -109,3 +109,18 @@ def test_three_ranks_equal_one_process_with_three_times_the_batch(tmp_path):
     many, one = run_pair(tmp_path, 3)
     a, b = (weights(d / "out/tiny_iter_50.caffemodel") for d in (many, one))
     assert relative_difference(a, b) < TOLERANCE
+
+
+def test_finetuning_from_weights_read_by_rank_0_equals_one_process(two_ranks, tmp_path):
+    many, _, _ = two_ranks
+    start = many / "out/tiny_iter_25.caffemodel"
+    dirs = [tmp_path / "ranks2", tmp_path / "one"]
+    for directory in dirs:
+        directory.mkdir()
+    train(dirs[0], write_config(dirs[0], max_iter=20, snapshot=0), ranks=2,
+          args=["--weights", start])
+    train(dirs[1], write_config(dirs[1], batch=16, test_batch=20, max_iter=20, snapshot=0),
+          args=["--weights", start])
+    a, b = (weights(d / "out/tiny_iter_20.caffemodel") for d in dirs)
+    assert relative_difference(a, b) < TOLERANCE
+    assert relative_difference(a, weights(start)) > 1e-3  # it trained from there
