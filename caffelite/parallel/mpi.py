@@ -20,9 +20,10 @@ import numpy as np
 
 from ..errors import CaffeliteError
 
-# (variable, whether it holds the world size) set by launchers in every rank they start.
+# The world size as launchers put it in the environment of every rank they start: MPICH and
+# Intel MPI (PMI), Open MPI, MVAPICH, Slurm's srun (whatever its --mpi plugin).
 LAUNCHER_SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE",
-                           "PMIX_SIZE", "SLURM_STEP_NUM_TASKS")
+                           "SLURM_STEP_NUM_TASKS")
 DEFAULT_TIMEOUT = 300.0
 # A collective is first polled in a tight loop (an allreduce of a small net takes well under a
 # millisecond once every rank has arrived), then with short sleeps, so a rank waiting for a
