@@ -12,7 +12,8 @@ side keeps a warm cache the other lacks), trains `--warmup` iterations untimed, 
 synthetic .npz; on two ranks each reads half of each global batch). Reported per side:
 images/s from the median iteration, the iteration time's quartiles and, for MPI, the time
 per iteration rank 0 spends in the gradient exchange (pack, allreduce, unpack; it includes
-waiting for the slower rank). Needs mpi4py and an mpiexec (pip install "caffelite[mpi]").
+waiting for the slower rank) and the fused buffer's allreduce alone, after a barrier.
+Needs mpi4py and an mpiexec (pip install "caffelite[mpi]").
 """
 import argparse
 import json
@@ -76,9 +77,17 @@ def worker(args):
         start = time.perf_counter()
         solver.step(1)
         times.append(time.perf_counter() - start)
+    alone = []  # the fused buffer's allreduce after a barrier: no waiting for a slower rank
+    if exchange is not None:
+        for _ in range(args.iters):
+            exchange.world.comm.Barrier()
+            start = time.perf_counter()
+            exchange.world.allreduce_sum(exchange.buffer)
+            alone.append(time.perf_counter() - start)
     if caffelite.solver_rank() == 0:
         print(json.dumps({"times": times, "ranks": caffelite.solver_count(),
-                          "allreduce": exchange.allreduce_seconds if exchange else []}))
+                          "allreduce": exchange.allreduce_seconds if exchange else [],
+                          "allreduce_alone": alone}))
 
 
 def run_side(side, name, source, args):
@@ -243,7 +252,8 @@ def main():
     with tempfile.TemporaryDirectory() as directory:
         for name in args.nets.split(","):
             source = dataset(name, directory)
-            samples = {"mpi": {"times": [], "allreduce": []}, "threads": {"times": []}}
+            samples = {"mpi": {"times": [], "allreduce": [], "allreduce_alone": []},
+                       "threads": {"times": []}}
             for _ in range(args.rounds):
                 for side in ("mpi", "threads"):
                     got = run_side(side, name, source, args)
@@ -253,8 +263,9 @@ def main():
             results[name] = {side: {
                 "images_per_s": round(batch / statistics.median(s["times"]), 1),
                 "iteration_ms_quartiles": quartiles(s["times"]),
-                **({"allreduce_ms_quartiles": quartiles(s["allreduce"])} if "allreduce" in s
-                   else {})} for side, s in samples.items()}
+                **({"allreduce_ms_quartiles": quartiles(s["allreduce"]),
+                    "allreduce_alone_ms_quartiles": quartiles(s["allreduce_alone"])}
+                   if "allreduce" in s else {})} for side, s in samples.items()}
             results[name]["batch"] = batch
     if args.json:
         print(json.dumps(results, indent=1))
@@ -264,7 +275,8 @@ def main():
         for side, label in (("mpi", "mpiexec -n 2, 1 thread/rank"),
                             ("threads", "1 process, 2 threads")):
             r = result[side]
-            extra = (f", allreduce {r['allreduce_ms_quartiles']} ms"
+            extra = (f", exchange {r['allreduce_ms_quartiles']} ms in training, "
+                     f"{r['allreduce_alone_ms_quartiles']} ms alone"
                      if "allreduce_ms_quartiles" in r else "")
             print(f"  {label:30s} {r['images_per_s']:8.1f} img/s, iteration "
                   f"{r['iteration_ms_quartiles']} ms (quartiles){extra}")
