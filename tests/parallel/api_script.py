@@ -19,5 +19,7 @@ with caffelite.parallel.world().fail_together():
     digests = [hashlib.sha256(b"".join(np.ascontiguousarray(p.data).tobytes()
                                        for p in s.learnable_params)).hexdigest()
                for s in (built, by_hand)]
-    print(json.dumps({"rank": caffelite.solver_rank(), "count": caffelite.solver_count(),
-                      "digests": digests, "loss": built.smoothed_loss}), flush=True)
+    # one file per rank: the launcher may interleave the ranks' stdout within a line
+    with open(f"report{caffelite.solver_rank()}.json", "w") as f:
+        json.dump({"rank": caffelite.solver_rank(), "count": caffelite.solver_count(),
+                   "digests": digests, "loss": built.smoothed_loss}, f)
