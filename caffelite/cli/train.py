@@ -180,8 +180,6 @@ def command(config, solver_option, snapshot, weights, level, stage, sigint_effec
         raise ConfigError("no solver config: give CONFIG (or --solver CONFIG)")
     if snapshot and weights:
         raise ConfigError("give --snapshot (resume) or --weights (finetune), not both")
-    if snapshot and not os.path.isfile(snapshot):
-        raise ConfigError(f"--snapshot {snapshot}: no such file")
     if progress is None:
         progress = sys.stderr.isatty()
     # Under mpiexec (caffelite/parallel) rank 0 alone logs and writes files; an error on any
@@ -194,6 +192,8 @@ def command(config, solver_option, snapshot, weights, level, stage, sigint_effec
     # With the progress line, stderr shows warnings only; --log FILE still gets every line.
     with mpi.fail_together(), caffe_logging(log_file if root else None, quiet or progress,
                                             silent=not root):
+        if snapshot and root and not os.path.isfile(snapshot):  # rank 0 alone reads it
+            raise ConfigError(f"--snapshot {snapshot}: no such file")
         param = read_solver_config(path)
         if level is not None:
             param.train_state.level = level

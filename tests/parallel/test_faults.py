@@ -40,6 +40,15 @@ def test_a_bad_config_on_every_rank_ends_the_job(tmp_path):
     assert "sometimes" in error_lines(err)[0]
 
 
+def test_a_missing_snapshot_is_reported_once_by_rank_0(tmp_path):
+    config = write_config(tmp_path)
+    code, _, err = train(tmp_path, config, ranks=2, args=["--snapshot", "gone.solverstate"],
+                         timeout=60, check=False)
+    assert code == 2
+    assert error_lines(err) == ["caffelite: error: rank 0 of 2: --snapshot gone.solverstate: "
+                                "no such file"]
+
+
 def test_ctrl_c_stops_every_rank_at_the_same_iteration_and_rank_0_snapshots(tmp_path):
     config = write_config(tmp_path, max_iter=1000000, display=1, snapshot=0,
                           test_interval=1000000)
