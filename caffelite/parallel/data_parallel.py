@@ -14,11 +14,13 @@ iteration (one iteration after the signal; a signal during a test acts after the
 Rank 0 alone writes snapshots.
 """
 import logging
+import os
 import time
 
 import numpy as np
 
 from ..data.shard import set_shard, shard
+from ..runtime import set_num_threads
 from ..solvers import snapshot as snap
 from .mpi import world as find_world
 from .sharded_rng import shard_net_streams
@@ -29,14 +31,31 @@ ACTION_SLOTS = ("stop", "snapshot")
 # Train net outputs up to this many values travel with the gradients (loss, accuracy), so a
 # display shows their global mean.
 MAX_OUTPUT_VALUES = 256
+THREAD_VARIABLES = ("CAFFELITE_NUM_THREADS", "OMP_NUM_THREADS")
 
 
 def init(world=None):
     """Find the MPI world and make this process read its share of every batch; call it before
-    building nets (a data layer may look at its share in setup). Returns the World."""
+    building nets (a data layer may look at its share in setup). Without
+    CAFFELITE_NUM_THREADS/OMP_NUM_THREADS, the ranks on a machine share its cores. Returns
+    the World."""
     world = world or find_world()
     set_shard(world.rank, world.size)
+    if world.size > 1:
+        share_cores(world)
     return world
+
+
+def share_cores(world):
+    """Each rank's thread count, unless set by the environment: the cores it is bound to when
+    the launcher binds it, else this machine's cores divided among its ranks."""
+    local = world.local_size()  # collective: every rank calls it
+    if any(os.environ.get(name, "").strip() for name in THREAD_VARIABLES):
+        return
+    allowed = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    machine = os.cpu_count() or 1
+    bound = allowed is not None and allowed < machine
+    set_num_threads(allowed if bound else max(1, machine // local))
 
 
 class DataParallel:

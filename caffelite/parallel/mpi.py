@@ -69,6 +69,18 @@ class World:
     def __repr__(self):
         return f"World(rank={self.rank}, size={self.size})"
 
+    def local_size(self):
+        """How many ranks of this world run on this machine."""
+        if self.size == 1:
+            return 1
+        from mpi4py import MPI
+
+        local = self.comm.Split_type(MPI.COMM_TYPE_SHARED)
+        try:
+            return local.Get_size()
+        finally:
+            local.Free()
+
     # -- collectives ----------------------------------------------------------------------
     def allreduce_sum(self, array, what="allreduce"):
         """Sum a contiguous array over all ranks, in place."""
