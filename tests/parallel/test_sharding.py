@@ -131,3 +131,35 @@ def test_a_launcher_without_mpi4py_is_a_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "mpi4py", None)  # import mpi4py fails
     with pytest.raises(ParallelError, match=r'pip install "caffelite\[mpi\]"'):
         _find_world()
+
+
+class _FakeWorld:
+    size = 4
+
+    def local_size(self):
+        return 4
+
+
+@pytest.mark.parametrize("env, allowed, machine, expected", [
+    ({}, 16, 16, 4),  # unbound: the machine's cores shared by its 4 ranks
+    ({}, 2, 16, 2),  # bound by the launcher to 2 cores
+    ({}, 2, 2, 1),  # more ranks than cores: one thread each
+    ({"CAFFELITE_NUM_THREADS": "3"}, 16, 16, None),  # the environment decides
+])
+def test_ranks_share_the_machines_cores(monkeypatch, env, allowed, machine, expected):
+    from caffelite import runtime
+    from caffelite.parallel import data_parallel
+
+    for name in data_parallel.THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(data_parallel.os, "sched_getaffinity", lambda pid: set(range(allowed)),
+                        raising=False)
+    monkeypatch.setattr(data_parallel.os, "cpu_count", lambda: machine)
+    before = runtime.num_threads()
+    try:
+        data_parallel.share_cores(_FakeWorld())
+        assert runtime.num_threads() == (before if expected is None else expected)
+    finally:
+        runtime.set_num_threads(before)
