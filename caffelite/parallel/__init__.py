@@ -8,8 +8,11 @@ agreed signals); sharded_rng.py keeps the random streams equal to one process's.
 The Python API, pycaffe's multi-process pattern over MPI:
 
     import caffelite
-    solver = caffelite.get_solver("solver.prototxt", parallel=True)   # under mpiexec
-    solver.solve()
+    import caffelite.parallel
+
+    with caffelite.parallel.world().fail_together():   # an error on any rank ends the job
+        solver = caffelite.get_solver("solver.prototxt", parallel=True)   # under mpiexec
+        solver.solve()
 
 or by hand: `world = caffelite.parallel.init()` before building the solver, then
 `caffelite.parallel.DataParallel(solver).attach()`. `caffelite.solver_count()` and
