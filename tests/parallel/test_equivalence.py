@@ -124,3 +124,9 @@ def test_finetuning_from_weights_read_by_rank_0_equals_one_process(two_ranks, tm
     a, b = (weights(d / "out/tiny_iter_20.caffemodel") for d in dirs)
     assert relative_difference(a, b) < TOLERANCE
     assert relative_difference(a, weights(start)) > 1e-3  # it trained from there
+
+
+def test_iter_size_accumulation_on_two_ranks_equals_one_process(tmp_path):
+    many, one = run_pair(tmp_path, 2, iter_size=2, max_iter=20, snapshot=0)
+    a, b = (weights(d / "out/tiny_iter_20.caffemodel") for d in (many, one))
+    assert relative_difference(a, b) < TOLERANCE
