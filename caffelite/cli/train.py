@@ -172,14 +172,6 @@ def command(config, solver_option, snapshot, weights, level, stage, sigint_effec
     Relative paths inside the config resolve against the config's directory, then the working
     directory; snapshots go to snapshot_prefix, relative to the working directory as in Caffe.
     """
-    if config and solver_option and config != solver_option:
-        raise ConfigError(f"two solver configs given ({config} and --solver {solver_option}); "
-                          "give one")
-    path = config or solver_option
-    if not path:
-        raise ConfigError("no solver config: give CONFIG (or --solver CONFIG)")
-    if snapshot and weights:
-        raise ConfigError("give --snapshot (resume) or --weights (finetune), not both")
     if progress is None:
         progress = sys.stderr.isatty()
     # Under mpiexec (caffelite/parallel) rank 0 alone logs and writes files; an error on any
@@ -192,6 +184,14 @@ def command(config, solver_option, snapshot, weights, level, stage, sigint_effec
     # With the progress line, stderr shows warnings only; --log FILE still gets every line.
     with mpi.fail_together(), caffe_logging(log_file if root else None, quiet or progress,
                                             silent=not root):
+        if config and solver_option and config != solver_option:
+            raise ConfigError(f"two solver configs given ({config} and --solver "
+                              f"{solver_option}); give one")
+        path = config or solver_option
+        if not path:
+            raise ConfigError("no solver config: give CONFIG (or --solver CONFIG)")
+        if snapshot and weights:
+            raise ConfigError("give --snapshot (resume) or --weights (finetune), not both")
         if snapshot and root and not os.path.isfile(snapshot):  # rank 0 alone reads it
             raise ConfigError(f"--snapshot {snapshot}: no such file")
         param = read_solver_config(path)
