@@ -47,15 +47,16 @@ def init(world=None):
 
 
 def share_cores(world):
-    """Each rank's thread count, unless set by the environment: the cores it is bound to when
-    the launcher binds it, else this machine's cores divided among its ranks."""
-    local = world.local_size()  # collective: every rank calls it
+    """Each rank's thread count, unless set by the environment: its allowed cores (affinity)
+    divided among the ranks on this machine allowed the same cores. A launcher that binds
+    each rank to its own cores gives each all of its own; unbound ranks (or ranks in one
+    cgroup) share theirs."""
+    own = tuple(sorted(os.sched_getaffinity(0))) if hasattr(os, "sched_getaffinity") else None
+    masks = world.local_allgather(own)  # collective: every rank calls it
     if any(os.environ.get(name, "").strip() for name in THREAD_VARIABLES):
         return
-    allowed = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-    machine = os.cpu_count() or 1
-    bound = allowed is not None and allowed < machine
-    set_num_threads(allowed if bound else max(1, machine // local))
+    cores = len(own) if own is not None else (os.cpu_count() or 1)
+    set_num_threads(max(1, cores // masks.count(own)))
 
 
 class DataParallel:

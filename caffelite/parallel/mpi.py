@@ -73,15 +73,15 @@ class World:
     def __repr__(self):
         return f"World(rank={self.rank}, size={self.size})"
 
-    def local_size(self):
-        """How many ranks of this world run on this machine."""
+    def local_allgather(self, value):
+        """The values of every rank on this machine (this rank's among them), in rank order."""
         if self.size == 1:
-            return 1
+            return [value]
         from mpi4py import MPI
 
         local = self.comm.Split_type(MPI.COMM_TYPE_SHARED)
         try:
-            return local.Get_size()
+            return local.allgather(value)
         finally:
             local.Free()
 

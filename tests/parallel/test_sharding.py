@@ -134,19 +134,26 @@ def test_a_launcher_without_mpi4py_is_a_clear_error(monkeypatch):
 
 
 class _FakeWorld:
-    size = 4
+    """Four ranks on this machine with the given affinity masks."""
 
-    def local_size(self):
-        return 4
+    def __init__(self, masks):
+        self.masks = masks
+
+    def local_allgather(self, value):
+        assert value == self.masks[0]
+        return self.masks
 
 
-@pytest.mark.parametrize("env, allowed, machine, expected", [
-    ({}, 16, 16, 4),  # unbound: the machine's cores shared by its 4 ranks
-    ({}, 2, 16, 2),  # bound by the launcher to 2 cores
-    ({}, 2, 2, 1),  # more ranks than cores: one thread each
-    ({"CAFFELITE_NUM_THREADS": "3"}, 16, 16, None),  # the environment decides
+ALL = tuple(range(16))
+
+
+@pytest.mark.parametrize("env, masks, expected", [
+    ({}, [ALL] * 4, 4),  # unbound: 16 cores shared by 4 ranks
+    ({}, [(0, 1), (2, 3), (4, 5), (6, 7)], 2),  # bound by the launcher to 2 cores each
+    ({}, [(0, 1)] * 4, 1),  # more ranks than cores: one thread each
+    ({"CAFFELITE_NUM_THREADS": "3"}, [ALL] * 4, None),  # the environment decides
 ])
-def test_ranks_share_the_machines_cores(monkeypatch, env, allowed, machine, expected):
+def test_ranks_share_the_machines_cores(monkeypatch, env, masks, expected):
     from caffelite import runtime
     from caffelite.parallel import data_parallel
 
@@ -154,12 +161,11 @@ def test_ranks_share_the_machines_cores(monkeypatch, env, allowed, machine, expe
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr(data_parallel.os, "sched_getaffinity", lambda pid: set(range(allowed)),
+    monkeypatch.setattr(data_parallel.os, "sched_getaffinity", lambda pid: set(masks[0]),
                         raising=False)
-    monkeypatch.setattr(data_parallel.os, "cpu_count", lambda: machine)
     before = runtime.num_threads()
     try:
-        data_parallel.share_cores(_FakeWorld())
+        data_parallel.share_cores(_FakeWorld(masks))
         assert runtime.num_threads() == (before if expected is None else expected)
     finally:
         runtime.set_num_threads(before)
