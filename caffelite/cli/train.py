@@ -76,11 +76,13 @@ class _LogFileHandler(logging.FileHandler):
 
 
 @contextlib.contextmanager
-def caffe_logging(log_file=None, quiet=False):
-    """Route the "caffelite" logger to stderr (warnings only when quiet) and, with log_file,
-    append everything to that file too; a user error is also written to the file."""
+def caffe_logging(log_file=None, quiet=False, silent=False):
+    """Route the "caffelite" logger to stderr (warnings only when quiet, nothing when silent)
+    and, with log_file, append everything to that file too; a user error is also written to
+    the file."""
     handlers = [_StderrHandler()]
-    handlers[0].setLevel(logging.WARNING if quiet else logging.INFO)
+    handlers[0].setLevel(logging.CRITICAL + 1 if silent else
+                         logging.WARNING if quiet else logging.INFO)
     if log_file:
         try:
             handlers.append(_LogFileHandler(log_file, mode="a", encoding="utf-8"))
@@ -200,21 +202,28 @@ def command(config, solver_option, snapshot, weights, level, stage, sigint_effec
     Relative paths inside the config resolve against the config's directory, then the working
     directory; snapshots go to snapshot_prefix, relative to the working directory as in Caffe.
     """
-    if config and solver_option and config != solver_option:
-        raise ConfigError(f"two solver configs given ({config} and --solver {solver_option}); "
-                          "give one")
-    path = config or solver_option
-    if not path:
-        raise ConfigError("no solver config: give CONFIG (or --solver CONFIG)")
-    if snapshot and weights:
-        raise ConfigError("give --snapshot (resume) or --weights (finetune), not both")
-    if snapshot and not os.path.isfile(snapshot):
-        raise ConfigError(f"--snapshot {snapshot}: no such file")
     if progress is None:
         progress = sys.stderr.isatty()
-    progress = progress and not quiet
+    # Under mpiexec (caffelite/parallel) rank 0 alone logs and writes files; an error on any
+    # rank ends the job.
+    from ..parallel import world
+
+    mpi = world()
+    root = mpi.is_root
+    progress = progress and not quiet and root
     # With the progress line, stderr shows warnings only; --log FILE still gets every line.
-    with caffe_logging(log_file, quiet or progress):
+    with mpi.fail_together(), caffe_logging(log_file if root else None, quiet or progress,
+                                            silent=not root):
+        if config and solver_option and config != solver_option:
+            raise ConfigError(f"two solver configs given ({config} and --solver "
+                              f"{solver_option}); give one")
+        path = config or solver_option
+        if not path:
+            raise ConfigError("no solver config: give CONFIG (or --solver CONFIG)")
+        if snapshot and weights:
+            raise ConfigError("give --snapshot (resume) or --weights (finetune), not both")
+        if snapshot and root and not os.path.isfile(snapshot):  # rank 0 alone reads it
+            raise ConfigError(f"--snapshot {snapshot}: no such file")
         param = read_solver_config(path)
         if level is not None:
             param.train_state.level = level
@@ -225,13 +234,18 @@ def command(config, solver_option, snapshot, weights, level, stage, sigint_effec
             del param.weights[:]
             # Paths given on the command line are relative to the working directory.
             param.weights.append(",".join(os.path.abspath(w) for w in split_list(weights)))
-        from ..solvers import Solver
+        if not root:
+            param.ClearField("weights")  # rank 0 reads them; the ranks get its weights
+        from ..parallel import parallel_solver
 
         logger.info("Initializing solver from %s", path)
-        solver = Solver(param, solver_file=path)
+        # Data-parallel: rank 0 restores --snapshot and broadcasts it, before solve().
+        resume_now = snapshot if mpi.size > 1 else None
+        solver = parallel_solver(param, resume=resume_now, solver_file=path)
         metrics = metrics_path(solver.param)
-        logger.info("Writing metrics to %s", metrics)
-        solver.add_callback(MetricsCallback(metrics))
+        if root:
+            logger.info("Writing metrics to %s", metrics)
+            solver.add_callback(MetricsCallback(metrics))
         line = ProgressLine(solver, sys.stderr) if progress else None
         if line:
             solver.add_callback(line)
@@ -242,7 +256,7 @@ def command(config, solver_option, snapshot, weights, level, stage, sigint_effec
         solver.set_action_function(actions)
         try:
             with actions.installed():
-                solver.solve(resume=snapshot)
+                solver.solve(resume=None if resume_now else snapshot)
         finally:
             if line:
                 line.close()

@@ -4,9 +4,9 @@ import os
 
 import numpy as np
 
-from ..data import shard
 from ..data.batches import DatumSource
 from ..data.errors import DataError
+from ..data.shard import batch_offsets
 from ..data.sources import SCHEME, describe_sources, load_source
 from ..data.streamed import StreamedDataLayer
 from ..data.transformer import DataTransformer
@@ -104,8 +104,8 @@ class DataLayer(StreamedDataLayer):
         if not self.memory:
             return super().forward(bottom, top)
         count = len(self.images)
-        # this process's records of the global batch (data-parallel; one process: all)
-        first, step = shard.batch_offsets(self.batch_size)
+        # Data-parallel ranks read their own share of each global batch (data/shard.py).
+        first, step = batch_offsets(self.batch_size)
         start, stop = self.cursor + first, self.cursor + first + self.batch_size
         if stop <= count:
             rows = slice(start, stop)  # a view: no copy before the transform

@@ -11,7 +11,9 @@ logger = logging.getLogger("caffelite")
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 NO_GPU_MESSAGE = "no GPU backend; running on the CPU"
-_state = {"mode": "CPU", "device": 0, "solver_count": 1, "solver_rank": 0,
+# solver_count/solver_rank: None until set by hand; then the MPI world's (1 and 0 without
+# mpiexec), so pycaffe code sees the data-parallel job it runs in.
+_state = {"mode": "CPU", "device": 0, "solver_count": None, "solver_rank": None,
           "multiprocess": False, "warned_gpu": False}
 
 
@@ -59,6 +61,10 @@ def has_nccl():
 
 
 def solver_count():
+    if _state["solver_count"] is None:
+        from ..parallel.mpi import solver_count as world_count
+
+        return world_count()
     return _state["solver_count"]
 
 
@@ -70,6 +76,10 @@ def set_solver_count(count):
 
 
 def solver_rank():
+    if _state["solver_rank"] is None:
+        from ..parallel.mpi import solver_rank as world_rank
+
+        return world_rank()
     return _state["solver_rank"]
 
 

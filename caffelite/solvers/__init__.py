@@ -11,7 +11,12 @@ __all__ = ["get_solver", "Solver", "SGDSolver", "NesterovSolver", "AdaGradSolver
            "RMSPropSolver", "AdaDeltaSolver", "AdamSolver", "solver_class"]
 
 
-def get_solver(param, **kwargs):
+def get_solver(param, parallel=False, **kwargs):
     """The solver a config asks for (`type`), from a path or a SolverParameter (pycaffe's
-    caffe.get_solver)."""
+    caffe.get_solver). parallel=True: data-parallel over the MPI world under mpiexec
+    (caffelite/parallel; an ordinary solver in a plain process)."""
+    if parallel:
+        from ..parallel import parallel_solver
+
+        return parallel_solver(param, **kwargs)
     return Solver(param, **kwargs)

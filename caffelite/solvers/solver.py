@@ -56,10 +56,18 @@ class Solver:
     lr)`, `on_test(iter, results)` (one {output: mean} per test net), `on_snapshot(paths)`, and
     Caffe's `on_start()` / `on_gradients_ready()`. `set_action_function(fn)`: fn() returns
     "none", "stop" or "snapshot", checked after each update and inside the test loop (signals).
+
+    Two callback methods return a value the solver goes on with (data-parallel training,
+    caffelite/parallel, averages across processes there): `on_gradients(loss)` after the
+    iteration's backward passes and before anything reads the gradients or the loss, and
+    `on_outputs(values)` on test sums and the final forward's loss; `on_action(action)` may
+    replace the action function's answer. `writes_snapshots = False` makes snapshot() write
+    nothing (the ranks other than 0).
     """
 
     type = None
     history_per_param = 1
+    writes_snapshots = True
 
     def __new__(cls, param=None, *args, **kwargs):
         if cls is Solver and param is not None:
@@ -151,13 +159,18 @@ class Solver:
             if method is not None:
                 method(*args)
 
+    def _reduce(self, event, value):
+        for callback in self.callbacks:
+            method = getattr(callback, event, None)
+            if method is not None:
+                value = method(value)
+        return value
+
     def _requested_action(self):
-        if self.action_function is None:
-            return "none"
-        action = self.action_function() or "none"
+        action = (self.action_function() or "none") if self.action_function else "none"
         if action not in ACTIONS:
             raise SolverError(f"unknown solver action '{action}'; use one of {ACTIONS}")
-        return action
+        return self._reduce("on_action", action)
 
     # -- the loop -------------------------------------------------------------------------
     def step(self, iters):
@@ -186,6 +199,7 @@ class Solver:
             for _ in range(p.iter_size):
                 loss += self.net.forward_backward()
             loss /= p.iter_size
+            loss = self._reduce("on_gradients", loss)
             if not math.isfinite(loss):
                 raise SolverError(f"the loss became {loss} at iteration {self.iter}; training "
                                   f"stopped and nothing was saved over earlier snapshots (lower "
@@ -228,7 +242,7 @@ class Solver:
             return
         if p.display and self.iter % p.display == 0:
             # A forward-only pass to log the loss of the final weights (Caffe's Solve).
-            loss = self.net.forward_prefilled()
+            loss = self._reduce("on_outputs", self.net.forward_prefilled())
             self._update_smoothed_loss(loss, self._loss_start_iter)
             logger.info("Iteration %d, loss = %s", self.iter, _g(self.smoothed_loss))
         if p.test_interval and self.iter % p.test_interval == 0:
@@ -301,6 +315,7 @@ class Solver:
         if self.requested_early_exit:
             logger.info("Test interrupted.")
             return None
+        loss, sums = self._reduce("on_outputs", (loss, sums))
         if self.param.test_compute_loss:
             logger.info("Test loss: %s", _g(loss / iterations))
         means = OrderedDict((name, total / iterations) for name, total in sums.items())
@@ -406,6 +421,8 @@ class Solver:
     # -- snapshots ------------------------------------------------------------------------
     def snapshot(self):
         """Write PREFIX_iter_N.caffemodel, its sidecar and .solverstate; returns both paths."""
+        if not self.writes_snapshots:
+            return None
         prefix = self.param.snapshot_prefix
         if not prefix:
             logger.warning("%s: snapshot_prefix is not set; snapshots go to the working "
