@@ -28,6 +28,10 @@ class Layer:
     max_top_blobs = -1
     equal_num_bottom_top_blobs = False
     auto_top_blobs = False  # loss layers: the net makes anonymous tops when none are named
+    # May a top share its bottom's Blob (top name == bottom name at the same index)? Off unless
+    # the type computes the same forward and backward in place as out of place (the Net refuses
+    # in-place use of every other type at build time, naming the layer).
+    allow_in_place = False
 
     def __init__(self, layer_param, phase=None, dtype=np.float32, rng=None):
         if isinstance(layer_param, (bytes, str)):
@@ -57,6 +61,9 @@ class Layer:
     # -- the contract ---------------------------------------------------------------------
     def setup(self, bottom, top):
         self.check_blob_counts(bottom, top)
+        for j, (b, t) in enumerate(zip(bottom, top)):
+            if t is b and not self.allow_in_place:
+                raise self.in_place_error(j)
         self.layer_setup(bottom, top)
         if len(self.param_propagate_down) != len(self.blobs):
             self.param_propagate_down = [True] * len(self.blobs)
@@ -111,6 +118,12 @@ class Layer:
             if failed:
                 raise self.error(message)
 
+    def in_place_error(self, index, name=None):
+        """The NetError for top `index` sharing bottom `index` on a type that cannot."""
+        blob = f" '{name}'" if name else ""
+        return self.error(f"{self.type} does not allow in-place computation (top{blob} is also "
+                          f"bottom {index}); give the top its own name")
+
     def set_loss_weights(self, top):
         """Caffe's SetLossWeights: weight k goes into top[k].diff (the net reads it as the loss)."""
         weights = list(self.layer_param.loss_weight)
@@ -139,6 +152,7 @@ class NeuronLayer(Layer):
 
     exact_num_bottom_blobs = 1
     exact_num_top_blobs = 1
+    allow_in_place = True
 
     def reshape(self, bottom, top):
         if top[0] is not bottom[0]:

@@ -22,6 +22,8 @@ class BatchNormLayer(Layer):
     statistics it is dy / sqrt(var + eps). No parameter gradients.
     """
 
+    allow_in_place = True
+
     exact_num_bottom_blobs = 1
     exact_num_top_blobs = 1
 

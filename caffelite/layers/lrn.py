@@ -36,6 +36,8 @@ class LRNLayer(Layer):
     with D = n (across) or n² (within). local_size must be odd. No blobs.
     """
 
+    allow_in_place = True
+
     exact_num_bottom_blobs = 1
     exact_num_top_blobs = 1
 

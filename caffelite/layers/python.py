@@ -89,6 +89,8 @@ class PythonLayer(Layer):
     pycaffe). Default loss weight 0: a Python loss layer says `loss_weight: 1`, as in Caffe.
     """
 
+    allow_in_place = True
+
     def layer_setup(self, bottom, top):
         param = self.layer_param.python_param
         if not param.module or not param.layer:

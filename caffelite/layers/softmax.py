@@ -32,6 +32,8 @@ class SoftmaxLayer(Layer):
     Safe in place: backward reads only the top data, dx = (dy - Σ_c dy·y) · y.
     """
 
+    allow_in_place = True
+
     exact_num_bottom_blobs = 1
     exact_num_top_blobs = 1
 
