@@ -1,7 +1,8 @@
 """Layer base classes: Caffe's setup/reshape/forward/backward contract."""
 import numpy as np
 
-from .errors import layer_error
+from .blob import BlobSizeError
+from .errors import CaffeliteError, layer_error
 from .proto import caffelite_pb2 as pb
 from .random import default_rng
 
@@ -64,10 +65,16 @@ class Layer:
         for j, (b, t) in enumerate(zip(bottom, top)):
             if t is b and not self.allow_in_place:
                 raise self.in_place_error(j)
-        self.layer_setup(bottom, top)
-        if len(self.param_propagate_down) != len(self.blobs):
-            self.param_propagate_down = [True] * len(self.blobs)
-        self.reshape(bottom, top)
+        try:
+            self.layer_setup(bottom, top)
+            if len(self.param_propagate_down) != len(self.blobs):
+                self.param_propagate_down = [True] * len(self.blobs)
+            self.reshape(bottom, top)
+        except Exception as exc:
+            converted = self.allocation_error(exc, bottom)
+            if converted is None:
+                raise
+            raise converted from None
         self.set_loss_weights(top)
 
     def layer_setup(self, bottom, top):
@@ -87,8 +94,14 @@ class Layer:
 
     def run_forward(self, bottom, top):
         """Reshape, forward, and return this layer's loss Σ top.data·top.diff over loss tops."""
-        self.reshape(bottom, top)
-        self.forward(bottom, top)
+        try:
+            self.reshape(bottom, top)
+            self.forward(bottom, top)
+        except Exception as exc:
+            converted = self.allocation_error(exc, bottom)
+            if converted is None:
+                raise
+            raise converted from None
         loss = 0.0
         for blob, weight in zip(top, self.loss_weights):
             if weight:
@@ -117,6 +130,20 @@ class Layer:
         for failed, message in checks:
             if failed:
                 raise self.error(message)
+
+    def allocation_error(self, exc, bottom):
+        """A NetError naming this layer for `exc` when it is a size that cannot be allocated
+        (BlobSizeError, MemoryError, NumPy's "array is too big"), else None (re-raise exc)."""
+        if isinstance(exc, BlobSizeError):
+            return self.error(str(exc)).with_traceback(None)
+        too_big = isinstance(exc, ValueError) and not isinstance(exc, CaffeliteError) and (
+            "too big" in str(exc) or "Maximum allowed" in str(exc))
+        if isinstance(exc, MemoryError) or too_big:
+            shapes = ", ".join(str(b.shape) for b in bottom) or "none"
+            detail = str(exc) or "allocation failed"
+            return self.error(f"out of memory ({detail}) with bottom shapes {shapes}; check "
+                              "the sizes in the layer's parameters and its inputs")
+        return None
 
     def in_place_error(self, index, name=None):
         """The NetError for top `index` sharing bottom `index` on a type that cannot."""

@@ -30,6 +30,9 @@ class ArgMaxLayer(Layer):
     def reshape(self, bottom, top):
         param = self.layer_param.argmax_param
         shape = bottom[0].shape
+        if not shape:
+            raise self.error("bottom is a scalar (0 axes); ArgMax ranks the values of each "
+                             "item along an axis: give the bottom at least one axis")
         if self.has_axis:
             try:
                 self.axis = bottom[0].canonical_axis_index(param.axis)

@@ -5,7 +5,7 @@ from math import prod
 import numpy as np
 
 from ..fillers import fill
-from ..kernels.dft_conv import DftPlan
+from ..kernels.dft_conv import DftPlan, plan_fits
 from ..kernels.im2col import (
     Workspace,
     col2im,
@@ -132,6 +132,9 @@ class ConvolutionLayer(Layer):
         param = self.layer_param.convolution_param
         setup_conv_axes(self, bottom[0], param)
         self.channels = bottom[0].shape[self.channel_axis]
+        if self.channels == 0:
+            raise self.error(f"bottom {bottom[0].shape} has 0 channels on axis "
+                             f"{self.channel_axis}; a convolution needs at least one")
         self.num_output, self.group = int(param.num_output), int(param.group)
         if self.num_output <= 0:
             raise self.error("convolution_param.num_output must be set (> 0)")
@@ -182,15 +185,16 @@ class ConvolutionLayer(Layer):
         self.num = bottom[0].count(0, axis)
         self.in_spatial = shape[axis + 1:]
         self.out_spatial = self.output_spatial(self.in_spatial)
-        self.dft = self.dft_plan(bottom[0].data)
         for blob in top:
             blob.reshape(shape[:axis] + (self.num_output,) + self.out_spatial)
+        self.dft = self.dft_plan(bottom[0].data)
 
     def dft_plan(self, x):
         """A DftPlan when the DFT route applies (2-D, stride 1, no dilation or groups, NumPy)
         and needs under DFT_BELOW of im2col's multiply-adds; else None."""
         if (self.num_spatial != 2 or self.group != 1 or set(self.stride) != {1}
-                or set(self.dilation) != {1} or get_array_module(x) is not np):
+                or set(self.dilation) != {1} or get_array_module(x) is not np
+                or not plan_fits(self.in_spatial, self.kernel, self.pad)):
             return None
         plan = getattr(self, "dft_cached", None)
         if plan is None or (plan.h, plan.w) != self.in_spatial or plan.real != x.dtype:

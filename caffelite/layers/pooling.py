@@ -302,7 +302,7 @@ class PoolingLayer(Layer):
             if min(self.kernel) <= 0:
                 raise self.error(f"kernel dimensions must be nonzero, got {self.kernel}")
         self.pad = _pair(param, "pad", 0, self)
-        self.stride = _pair(param, "stride", 1, self)
+        self.stride = self.param_stride = _pair(param, "stride", 1, self)
         if min(self.stride) <= 0:
             raise self.error(f"stride must be nonzero, got {self.stride}")
         if self.global_pooling and (self.pad != (0, 0) or self.stride != (1, 1)):
@@ -325,6 +325,10 @@ class PoolingLayer(Layer):
         self.num = num
         if self.global_pooling:
             self.kernel = (height, width)
+        # A stride beyond the padded input plus the kernel leaves the same single window:
+        # bound it so the kernels never step by, e.g., 2^32 - 1 (the output is unchanged).
+        self.stride = tuple(min(s, size + 2 * p + k) for s, size, p, k in zip(
+            self.param_stride, (height, width), self.pad, self.kernel))
         self.out_size = tuple(pool_out_size(size, k, p, s, self.ceil_mode) for size, k, p, s
                               in zip((height, width), self.kernel, self.pad, self.stride))
         if min(self.out_size) <= 0:

@@ -37,8 +37,11 @@ class SPPLayer(Layer):
         if self.height < 1:
             raise self.error("spp_param.pyramid_height must be set (>= 1)")
         self.method = param.pool
-        self.ws = [Workspace() for _ in range(self.height)]
-        self.masks = [None] * self.height
+        # No input reaches level 33 (2^32 bins a side exceed any blob dimension, and reshape
+        # refuses a level whose bins outnumber the pixels), so pyramid_height 2^31 - 1 never
+        # builds its lists.
+        self.ws = [Workspace() for _ in range(min(self.height, 33))]
+        self.masks = [None] * min(self.height, 33)
 
     def _level(self, level, height, width):
         """(kernel, pad, stride, out_size) of one pyramid level."""
@@ -59,6 +62,9 @@ class SPPLayer(Layer):
             raise self.error(f"bottom must have 4 axes (num, channels, height, width); got "
                              f"{bottom[0].shape}")
         num, channels, height, width = bottom[0].shape
+        if min(height, width) == 0:
+            raise self.error(f"bottom {bottom[0].shape} has an empty image ({height}x{width}); "
+                             "a pyramid level pools at least one pixel per bin")
         self.levels = [self._level(level, height, width) for level in range(self.height)]
         if self.height == 1:
             top[0].reshape((num, channels) + self.levels[0][3])
