@@ -18,6 +18,7 @@ from google.protobuf import json_format, text_format
 from ..errors import ConfigError, read_bytes
 from ..proto import caffelite_pb2 as pb
 from . import config_errors as E
+from .config_limits import check_size
 from .upgrade import upgrade_net_param, upgrade_snapshot_prefix, upgrade_solver_param
 
 URL_PREFIX = "caffelite://"
@@ -46,6 +47,7 @@ def parse_message(text, message_cls, filename="<string>", fmt=None):
     fmt = fmt or config_format(filename)
     msg = message_cls()
     if fmt == "prototxt":
+        check_size(text, filename)
         try:
             text_format.Parse(text, msg)
         except text_format.ParseError as exc:
@@ -94,8 +96,8 @@ def config_kind(text, fmt="prototxt"):
         keys = E.prototxt_top_keys(text)
     else:
         try:
-            tree = yaml.safe_load(text) if fmt == "yaml" else json.loads(text or "{}")
-        except (yaml.YAMLError, ValueError):
+            tree, _ = (E.load_yaml if fmt == "yaml" else E.load_json)(text, "<config>")
+        except ConfigError:
             return "net"  # the real parse reports the syntax error with its line
         keys = set(tree) if isinstance(tree, dict) else set()
     solver_only = set(pb.SolverParameter.DESCRIPTOR.fields_by_name) - set(

@@ -15,6 +15,7 @@ import yaml
 from ..errors import ConfigError
 from ..proto import caffelite_pb2 as pb
 from ..registry import suggest
+from . import config_limits as limits
 
 # Fields that moved in Caffe's V1 -> V2 upgrade; a V2 layer that still uses them gets this hint.
 LEGACY_HINTS = {
@@ -211,12 +212,17 @@ class Plain:
 
 
 def load_yaml(text, filename):
-    """(tree, locate) for YAML text; locate(path, layer) -> the line of a key path."""
-    loader = yaml.SafeLoader(text)
-    lines = {}
+    """(tree, locate) for YAML text; locate(path, layer) -> the line of a key path. Size,
+    depth and alias expansion are bounded (config_limits)."""
+    limits.check_size(text, filename)
+    lines, loader = {}, None
     try:
-        node = loader.get_single_node()
-        tree = None if node is None else _yaml_tree(loader, node, (), lines, filename)
+        loader = limits.yaml_loader(text)
+        node = limits.compose(loader, filename)
+        budget = [limits.MAX_VALUES]
+        tree = None if node is None else _yaml_tree(loader, node, (), lines, filename, budget)
+    except yaml.reader.ReaderError as exc:
+        raise limits.reader_error(exc, text, filename) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         loc = where(filename, mark.line + 1 if mark else None)
@@ -224,9 +230,11 @@ def load_yaml(text, filename):
         hint = "; check the indentation" if "block" in str(problem) else ""
         raise ConfigError(f"YAML syntax error ({loc}): {problem}{hint}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"YAML syntax error ({filename}): {exc}") from None
+        detail = " ".join(str(exc).split())
+        raise ConfigError(f"YAML syntax error ({filename}): {detail}") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
     def locate(path, layer):
         while path and path not in lines:
@@ -236,18 +244,21 @@ def load_yaml(text, filename):
     return tree, locate
 
 
-def _yaml_tree(loader, node, path, lines, filename):
-    """Python values from a composed YAML node, recording the line of every key and item."""
-    lines.setdefault(path, node.start_mark.line + 1)
-    if len(path) > 64:
-        raise ConfigError(f"{filename}: nesting too deep (a recursive YAML alias?)")
+def _yaml_tree(loader, node, path, lines, filename, budget):
+    """Python values from a composed YAML node, recording the line of every key and item.
+    budget[0] counts down the values built: an alias is built again each time it is used."""
+    line = node.start_mark.line + 1
+    lines.setdefault(path, line)
+    if len(path) > limits.MAX_DEPTH:
+        raise limits.too_deep(filename, line)
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise limits.too_many(filename, line)
     if isinstance(node, yaml.SequenceNode):
-        return [_yaml_tree(loader, item, path + (i,), lines, filename)
+        return [_yaml_tree(loader, item, path + (i,), lines, filename, budget)
                 for i, item in enumerate(node.value)]
     if isinstance(node, yaml.MappingNode):
-        explicit = sum(key.tag != "tag:yaml.org,2002:merge" for key, _ in node.value)
-        loader.flatten_mapping(node)  # `<<: *defaults` merge keys; explicit keys come last
-        first_explicit = len(node.value) - explicit
+        first_explicit = node.merged  # `<<: *defaults` merged first (config_limits.compose)
         out, seen = {}, set()
         for i, (key_node, value_node) in enumerate(node.value):
             line = key_node.start_mark.line + 1
@@ -264,9 +275,17 @@ def _yaml_tree(loader, node, path, lines, filename):
                 for stale in [p for p in lines if p[:len(sub)] == sub]:
                     del lines[stale]
             lines[sub] = line
-            out[key] = _yaml_tree(loader, value_node, sub, lines, filename)
+            out[key] = _yaml_tree(loader, value_node, sub, lines, filename, budget)
         return out
-    value = loader.construct_object(node, deep=True)
+    try:
+        value = loader.construct_object(node, deep=True)
+    except yaml.YAMLError:
+        raise
+    except Exception as exc:  # `!!int abc`, `!!bool maybe`, `!!binary` of bad base64 ...
+        tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+        raise ConfigError(f"bad value {node.value!r} for the tag {tag} "
+                          f"({where(filename, line)}): {type(exc).__name__}; remove the tag "
+                          "or give a value of its type") from None
     return value if isinstance(value, str) or node.style else Plain(value, node.value)
 
 
@@ -281,11 +300,15 @@ def load_json(text, filename):
             out[key] = value
         return out
 
+    limits.check_size(text, filename)
     try:
         tree = json.loads(text, object_pairs_hook=pairs) if text.strip() else None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"JSON syntax error ({where(filename, exc.lineno)}): {exc.msg}") \
             from None
+    except RecursionError:
+        raise limits.too_deep(filename) from None
+    limits.check_json_tree(tree, filename)
 
     def locate(path, layer):
         keys = [p for p in path if isinstance(p, str)]

@@ -7,13 +7,11 @@ NetParameter whose layers have names or types; a .solverstate is a SolverState (
 learned_net) with no unknown fields; a .binaryproto is one BlobProto whose data fits its shape.
 HDF5 snapshots are recognised by their signature and summarised with h5py when it is installed.
 """
-import json
 import os
 import re
 from dataclasses import dataclass, field
 
 import numpy as np
-import yaml
 from google.protobuf import text_format
 from google.protobuf.message import DecodeError
 
@@ -102,9 +100,11 @@ def _parses(text, syntax):
             except text_format.ParseError:
                 pass
         return False
+    from ..formats.config_errors import load_json, load_yaml
+
     try:
-        tree = json.loads(text) if syntax == "json" else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError):
+        tree, _ = (load_json if syntax == "json" else load_yaml)(text, "<config>")
+    except CaffeliteError:
         return False
     return isinstance(tree, dict)
 
