@@ -29,10 +29,10 @@ class ExpLayer(NeuronLayer):
                 math.exp(shift) if base == -1 else base ** shift)
         except OverflowError:
             self.outer_scale = math.inf
-        finfo = np.finfo(self.dtype)
+        largest = float(np.finfo(self.dtype).max)
         for name, value in (("base^shift", self.outer_scale),
                             ("ln(base)·scale", self.inner_scale)):
-            if not abs(value) <= finfo.max:  # NaN too
+            if not abs(value) <= largest:  # NaN too
                 raise self.error(f"exp_param: {name} = {value:g} does not fit a "
                                  f"{self.dtype.name} (base {base:g}, shift {shift:g}, scale "
                                  f"{float(param.scale):g}); every output would be inf or NaN")

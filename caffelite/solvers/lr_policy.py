@@ -5,6 +5,8 @@ import math
 from ..errors import SolverError
 from ..registry import LR_POLICIES, suggest
 
+_FLT_MAX = 3.4028234663852886e38
+
 # Each policy is `policy(param, it, current_step) -> (rate, current_step)`: `it` is the number of
 # updates done so far (the iter *before* the increment) and current_step is the solver state that
 # `step` and `multistep` advance (it is saved in the .solverstate).
@@ -69,7 +71,7 @@ def learning_rate(param, it, current_step):
         detail = f" ({exc})"
     else:
         detail = ""
-    if not math.isfinite(rate):
+    if not abs(rate) <= _FLT_MAX:  # NaN too; the rate scales float32 gradients
         raise SolverError(f"lr_policy '{param.lr_policy}' gives no finite learning rate at "
                           f"iteration {it}{detail}: {_policy_numbers(param)}")
     return rate, step
