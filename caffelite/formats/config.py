@@ -277,10 +277,33 @@ def resolve_net_paths(net_param, base_file):
                 if field == "root_folder" and value.endswith("/") and not resolved.endswith("/"):
                     resolved += "/"  # Caffe concatenates root_folder + file name
                 setattr(param, field, resolved)
-        module = layer.python_param.module if layer.HasField("python_param") else ""
-        if module.endswith(".py") or "/" in module:
-            layer.python_param.module = resolve_path(module, base_file)
+        if layer.HasField("python_param") and layer.python_param.module:
+            layer.python_param.module = resolve_module(layer.python_param.module, base_file)
     return net
+
+
+def resolve_module(module, base_file):
+    """python_param.module with the net file's directory applied, and nothing else searched:
+
+    - a path (ending in .py, or containing '/'): absolute as given; relative, beside the net
+      file when it exists there, else as given (the working directory);
+    - a module name without dots: `<net file's directory>/<name>.py` when that file exists,
+      else the name as given, which PythonLayer imports from sys.path, then the working
+      directory.
+    Directories above the net file are never searched (a config names the code it runs)."""
+    if base_file is None or str(module).startswith(URL_PREFIX):
+        return module
+    here = os.path.dirname(os.path.abspath(str(base_file)))
+    is_path = module.endswith(".py") or "/" in module or os.sep in module
+    if is_path:
+        expanded = os.path.expanduser(module)
+        if os.path.isabs(expanded):
+            return expanded
+        beside = os.path.join(here, expanded)
+        return os.path.normpath(beside) if os.path.isfile(beside) else module
+    if "." not in module and os.path.isfile(os.path.join(here, module + ".py")):
+        return os.path.join(here, module + ".py")
+    return module
 
 
 def resolve_solver_paths(solver_param, base_file):

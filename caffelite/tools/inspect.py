@@ -250,6 +250,10 @@ def _read_config(report, parsed, kind):
     return message
 
 
+class _NotBuilt(Exception):
+    """The net is described without being built (its reason is the message)."""
+
+
 def _net(report, parsed, raw):
     from ..formats.config import resolve_net_paths
     from ..net_filter import layer_included
@@ -271,13 +275,19 @@ def _net(report, parsed, raw):
             others.append(f"{lp.name} ({_phase_rules(lp)})")
     report.lines.append(f"{plural(len(param.layer), 'layer')}; {len(kept.layer)} in phase TEST"
                         + (f"; not in TEST: {', '.join(others)}" if others else ""))
+    python = [f"'{lp.name}' (module '{lp.python_param.module}')" for lp in kept.layer
+              if lp.type == "Python"]
     try:
+        if python:  # building would import and run the module: inspect never runs code
+            raise _NotBuilt(f"shapes unavailable: Python layer {', '.join(python)}: inspect "
+                            "does not import its code (`caffelite time` builds the net)")
         from ..net import Net
 
         net = Net(resolve_net_paths(param, report.path), phase=pb.TEST)
     except Exception as exc:  # best effort: a missing data source still leaves the layer list
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        report.lines.append(f"shapes unavailable: the TEST net does not build here ({first})")
+        report.lines.append(first if isinstance(exc, _NotBuilt) else
+                            f"shapes unavailable: the TEST net does not build here ({first})")
         rows = [[lp.name, lp.type, f"{', '.join(lp.bottom)} -> {', '.join(lp.top)}".strip()]
                 for lp in kept.layer]
         report.lines += _table(rows, ["layer", "type", "bottom -> top"])
