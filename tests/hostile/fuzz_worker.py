@@ -1,0 +1,361 @@
+"""Mutations of configs and binaries, and a worker process that runs caffelite on them.
+
+The fuzz test (test_fuzz.py) draws a seed file, a mutation seed and a mutation count; the
+mutation is a pure function of those (so Hypothesis can replay and shrink it). The worker is
+a separate, spawned interpreter with an address-space limit: a case that allocates without
+bound or hangs is reported (the parent kills the worker on a timeout) instead of taking the
+test run down with it.
+"""
+import math
+import os
+import random
+import re
+import shutil
+import traceback
+
+HOSTILE_INTS = [0, 1, -1, 2, 3, 7, 64, 100000, 2**31 - 1, -2**31, 2**32 - 1, 10**6]
+HOSTILE_FLOATS = [0.0, -1.0, 0.5, 2.0, 1e30, -1e30, math.nan, math.inf, -math.inf, 1e-45,
+                  3.4e38]
+TEXT_INSERTS = ["\x00", "\x1b", "{", "}", "[", "]", ":", '"', "&a ", "*a", "!!int ", "- ",
+                "\n", "#", "layer {", "<<: ", "\t", "\\"]
+_NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w.])")
+
+
+# ---- text and bytes ---------------------------------------------------------------------------
+
+def mutate_text(text, rnd, count):
+    """count random edits: a number swapped for a hostile one, a line deleted, duplicated or
+    swapped, a character inserted."""
+    for _ in range(count):
+        lines = text.splitlines(keepends=True) or [""]
+        op = rnd.randrange(5)
+        numbers = list(_NUMBER.finditer(text))
+        if op == 0 and numbers:
+            m = rnd.choice(numbers)
+            value = rnd.choice(HOSTILE_INTS + HOSTILE_FLOATS)
+            text = text[:m.start()] + _number_text(value) + text[m.end():]
+        elif op == 1:
+            del lines[rnd.randrange(len(lines))]
+            text = "".join(lines)
+        elif op == 2:
+            i = rnd.randrange(len(lines))
+            lines.insert(i, lines[i])
+            text = "".join(lines)
+        elif op == 3:
+            i, j = rnd.randrange(len(lines)), rnd.randrange(len(lines))
+            lines[i], lines[j] = lines[j], lines[i]
+            text = "".join(lines)
+        else:
+            at = rnd.randrange(len(text) + 1)
+            text = text[:at] + rnd.choice(TEXT_INSERTS) + text[at:]
+    return text
+
+
+def _number_text(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return {math.inf: "inf", -math.inf: "-inf"}.get(value, "nan")
+    return repr(value)
+
+
+def mutate_bytes(data, rnd, count):
+    """count random edits: a byte flipped, a truncation, a span deleted or repeated, random
+    bytes inserted, a varint made huge."""
+    data = bytearray(data)
+    for _ in range(count):
+        op = rnd.randrange(6)
+        n = len(data)
+        if n == 0:
+            data += bytes(rnd.randrange(256) for _ in range(8))
+        elif op == 0:
+            data[rnd.randrange(n)] ^= 1 << rnd.randrange(8)
+        elif op == 1:
+            del data[rnd.randrange(n):]
+        elif op == 2:
+            i = rnd.randrange(n)
+            del data[i:i + rnd.randrange(1, 64)]
+        elif op == 3:
+            i = rnd.randrange(n)
+            data[i:i] = data[i:i + rnd.randrange(1, 64)]
+        elif op == 4:
+            i = rnd.randrange(n + 1)
+            data[i:i] = bytes(rnd.randrange(256) for _ in range(rnd.randrange(1, 9)))
+        else:  # a length or dimension varint -> 2^31 - 1 or 2^63
+            i = rnd.randrange(n)
+            data[i:i + 1] = rnd.choice([b"\xff\xff\xff\xff\x07", b"\xff" * 9 + b"\x01"])
+    return bytes(data)
+
+
+# ---- structured (protobuf) mutations ---------------------------------------------------------
+
+def _numeric_fields(message, path=()):
+    """(message, field) for every numeric/bool field of message and of its present
+    sub-messages (unset scalars included: setting them is a mutation too)."""
+    out = []
+    for field in message.DESCRIPTOR.fields:
+        repeated = _is_repeated(field)
+        if field.cpp_type == field.CPPTYPE_MESSAGE:
+            if repeated:
+                for item in getattr(message, field.name):
+                    out += _numeric_fields(item, path + (field.name,))
+            elif message.HasField(field.name):
+                out += _numeric_fields(getattr(message, field.name), path + (field.name,))
+        elif field.cpp_type not in (field.CPPTYPE_STRING,):
+            out.append((message, field))
+    return out
+
+
+def _is_repeated(field):
+    flag = getattr(field, "is_repeated", None)
+    return flag if flag is not None else field.label == field.LABEL_REPEATED
+
+
+_RANGES = {"CPPTYPE_INT32": (-2**31, 2**31 - 1), "CPPTYPE_UINT32": (0, 2**32 - 1),
+           "CPPTYPE_INT64": (-2**63, 2**63 - 1), "CPPTYPE_UINT64": (0, 2**64 - 1)}
+
+
+def _hostile_value(field, rnd):
+    f = field
+    if f.cpp_type in (f.CPPTYPE_FLOAT, f.CPPTYPE_DOUBLE):
+        return rnd.choice(HOSTILE_FLOATS)
+    if f.cpp_type == f.CPPTYPE_BOOL:
+        return rnd.random() < 0.5
+    if f.cpp_type == f.CPPTYPE_ENUM:
+        return rnd.choice([v.number for v in f.enum_type.values])
+    names = {getattr(f, name): name for name in _RANGES}
+    low, high = _RANGES[names[f.cpp_type]]
+    return min(max(rnd.choice(HOSTILE_INTS), low), high)
+
+
+def set_numeric(message, rnd):
+    fields = _numeric_fields(message)
+    if not fields:
+        return
+    owner, field = rnd.choice(fields)
+    value = _hostile_value(field, rnd)
+    if _is_repeated(field):
+        values = getattr(owner, field.name)
+        if len(values) and rnd.random() < 0.6:
+            values[rnd.randrange(len(values))] = value
+        else:
+            values.append(value)
+    else:
+        setattr(owner, field.name, value)
+
+
+def mutate_net(net, rnd, count, layer_types):
+    """count structural edits of a NetParameter's layers."""
+    from caffelite.proto import caffelite_pb2 as pb
+
+    layer_params = [f.name for f in pb.LayerParameter.DESCRIPTOR.fields
+                    if f.name.endswith("_param") and f.cpp_type == f.CPPTYPE_MESSAGE
+                    and not _is_repeated(f)]
+    for _ in range(count):
+        layers = net.layer
+        if not len(layers):
+            return
+        lp = layers[rnd.randrange(len(layers))]
+        if lp.type == "Data" and rnd.random() < 0.7:
+            lp = layers[rnd.randrange(len(layers))]  # the layers after the data, mostly
+        op = rnd.randrange(8)
+        if op <= 2:
+            set_numeric(lp, rnd)
+        elif op == 3 and len(lp.bottom) and len(lp.top):
+            lp.top[0] = lp.bottom[0]  # in place
+        elif op == 4:
+            lp.type = rnd.choice(layer_types)
+        elif op == 5:
+            getattr(lp, rnd.choice(layer_params)).SetInParent()
+            set_numeric(lp, rnd)
+        elif op == 6:
+            del layers[rnd.randrange(len(layers))]
+        else:
+            shapes = [s for s in lp.input_param.shape] + [s for s in
+                                                          lp.dummy_data_param.shape]
+            if shapes:
+                shape = rnd.choice(shapes)
+                if len(shape.dim) and rnd.random() < 0.7:
+                    shape.dim[rnd.randrange(len(shape.dim))] = rnd.choice([0, 1, 2**20])
+                else:
+                    shape.ClearField("dim")  # 0-D
+            else:
+                set_numeric(lp, rnd)
+
+
+def mutate_solver(solver, rnd, count):
+    for _ in range(count):
+        op = rnd.randrange(4)
+        if op <= 1:
+            set_numeric(solver, rnd)
+        elif op == 2:
+            solver.lr_policy = rnd.choice(["fixed", "step", "exp", "inv", "multistep", "poly",
+                                           "sigmoid", "Poly", ""])
+        else:
+            solver.type = rnd.choice(["SGD", "Nesterov", "AdaGrad", "RMSProp", "AdaDelta",
+                                      "Adam", "sgd", ""])
+
+
+# ---- seeds that run here ---------------------------------------------------------------------
+
+_READERS = ("Data", "ImageData", "HDF5Data", "WindowData", "MemoryData")
+
+
+def prepare_net(net):
+    """A seed net that runs without Caffe's databases, small and quick: every data reader
+    becomes a Data layer on the bundled digits (batch <= 4), Input/DummyData shapes shrink to
+    batch 2 and sides <= 48. Mutations then reach the layers instead of the missing files."""
+    for lp in list(net.layer):
+        if lp.type in _READERS:
+            batch = 4
+            for param in ("data_param", "image_data_param", "hdf5_data_param",
+                          "window_data_param", "memory_data_param"):
+                if lp.HasField(param):
+                    batch = min(max(getattr(lp, param).batch_size, 1), 4)
+                    lp.ClearField(param)
+            lp.type = "Data"
+            test = any(rule.phase == 1 for rule in lp.include)
+            lp.data_param.source = f"caffelite://mnist10k/{'test' if test else 'train'}"
+            lp.data_param.batch_size = batch
+            lp.transform_param.ClearField("mean_file")
+            if lp.transform_param.crop_size > 24:
+                lp.transform_param.crop_size = 24
+            del lp.top[2:]
+        for shape in list(lp.input_param.shape) + list(lp.dummy_data_param.shape):
+            dims = [min(d, 2) if i == 0 else min(d, 48) for i, d in enumerate(shape.dim)]
+            shape.ClearField("dim")
+            shape.dim.extend(dims)
+    return net
+
+
+def prepare_tree(root):
+    """prepare_net every net config under root, in place (the worker's copies)."""
+    from caffelite.formats.config import (
+        config_format,
+        config_kind,
+        format_message,
+        parse_net_text,
+    )
+    from caffelite.errors import CaffeliteError
+
+    for folder, _, names in os.walk(root):
+        for name in names:
+            path = os.path.join(folder, name)
+            fmt = config_format(path)
+            if not name.endswith((".prototxt", ".yaml", ".yml", ".json")):
+                continue
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+            try:
+                if config_kind(text, fmt) != "net":
+                    continue
+                prepared = format_message(prepare_net(parse_net_text(text, path)), fmt)
+            except CaffeliteError:
+                continue
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(prepared)
+
+
+# ---- the worker ------------------------------------------------------------------------------
+
+def _address_space():
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmSize:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def serve(conn, workdir, roots, headroom_bytes):
+    """Run cases from conn until None: each reply is ("ok" | "clean" | "bug", detail). The
+    address space is limited to what the imports took plus headroom_bytes."""
+    import caffelite  # noqa: F401  (imported before the limit: the kernels' compiler too)
+    import caffelite.layers  # noqa: F401
+    import caffelite.tools.inspect  # noqa: F401
+
+    size = _address_space()
+    try:
+        import resource
+
+        if size:
+            limit = size + headroom_bytes
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    except (ImportError, ValueError, OSError):
+        pass
+    os.chdir(workdir)
+    copies = {}
+    for root in roots:  # configs name their neighbours by relative paths: work on copies
+        copy = os.path.join(workdir, os.path.basename(root))  # "examples/mnist/..." resolves
+        shutil.copytree(root, copy)
+        prepare_tree(copy)
+        copies[root] = copy
+    conn.send(("ready", str(size)))
+    while True:
+        case = conn.recv()
+        if case is None:
+            return
+        try:
+            detail = run_case(case, copies)
+            conn.send(("ok", detail))
+        except Exception as exc:  # classified here; the parent asserts on the kind
+            from caffelite.errors import CaffeliteError
+
+            if isinstance(exc, CaffeliteError):
+                conn.send(("clean", f"{type(exc).__name__}: {exc}"))
+            else:
+                conn.send(("bug", "".join(traceback.format_exception(exc))[-4000:]))
+
+
+def _place(case, copies):
+    """The path to write a case's file: beside its seed's copy, so relative paths resolve."""
+    seed = case["seed_path"]
+    for root, copy in copies.items():
+        if seed.startswith(root + os.sep):
+            folder = os.path.dirname(os.path.join(copy, os.path.relpath(seed, root)))
+            break
+    else:
+        folder = os.getcwd()
+    return os.path.join(folder, "fuzz_" + os.path.basename(seed))
+
+
+def run_case(case, copies):
+    import caffelite
+    from caffelite.formats.config import config_format, config_kind
+
+    path = _place(case, copies)
+    mode = "wb" if isinstance(case["payload"], bytes) else "w"
+    with open(path, mode, **({} if mode == "wb" else {"encoding": "utf-8",
+                                                     "errors": "surrogatepass"})) as f:
+        f.write(case["payload"])
+    kind = case["kind"]
+    if kind == "config":
+        with open(path, encoding="utf-8", errors="replace") as f:
+            text = f.read()
+        if config_kind(text, config_format(path)) == "solver":
+            solver = caffelite.get_solver(path)
+            return f"solver built, rate {solver.get_learning_rate()}"
+        phase = caffelite.TRAIN if case["train"] else caffelite.TEST
+        net = caffelite.Net(path, phase)
+        net.forward()
+        if case["train"]:
+            net.backward()
+        return f"net of {len(net.layers)} layers ran"
+    from caffelite.tools.inspect import inspect_file
+
+    inspect_file(path)
+    if kind == "caffemodel":
+        from caffelite.formats.binary import load_caffemodel
+
+        load_caffemodel(path)
+        net = caffelite.Net(case["net"], caffelite.TEST)
+        net.copy_from(path)
+        return "weights loaded"
+    if kind == "solverstate":
+        solver = caffelite.get_solver(case["solver"])
+        solver.restore(path)
+        return f"restored at iter {solver.iter}"
+    from caffelite.io import read_binaryproto
+
+    return f"blob of shape {read_binaryproto(path).shape}"
+
