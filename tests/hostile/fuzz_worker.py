@@ -156,7 +156,10 @@ def mutate_net(net, rnd, count, layer_types):
         lp = layers[rnd.randrange(len(layers))]
         if lp.type == "Data" and rnd.random() < 0.7:
             lp = layers[rnd.randrange(len(layers))]  # the layers after the data, mostly
-        op = rnd.randrange(8)
+        op = rnd.randrange(10)
+        if op >= 8:
+            _append_template(net, rnd, layer_types, layer_params)
+            continue
         if op <= 2:
             set_numeric(lp, rnd)
         elif op == 3 and len(lp.bottom) and len(lp.top):
@@ -179,6 +182,84 @@ def mutate_net(net, rnd, count, layer_types):
                     shape.ClearField("dim")  # 0-D
             else:
                 set_numeric(lp, rnd)
+
+
+HOSTILE_STRINGS = ["", "/dev/zero", "/", "no_such.caffemodel", "x" * 300, "\x00", "..",
+                   "conv1", "ip1", "data"]
+
+
+def _repeated_fields(message):
+    """(message, field) for every non-empty repeated field, in message and its sub-messages."""
+    out = []
+    for field, value in message.ListFields():
+        if _is_repeated(field):
+            out.append((message, field))
+            if field.cpp_type == field.CPPTYPE_MESSAGE:
+                for item in value:
+                    out += _repeated_fields(item)
+        elif field.cpp_type == field.CPPTYPE_MESSAGE:
+            out += _repeated_fields(value)
+    return out
+
+
+def _string_fields(message):
+    out = []
+    for field in message.DESCRIPTOR.fields:
+        if field.cpp_type == field.CPPTYPE_MESSAGE:
+            items = getattr(message, field.name) if _is_repeated(field) else (
+                [getattr(message, field.name)] if message.HasField(field.name) else [])
+            for item in items:
+                out += _string_fields(item)
+        elif field.type == field.TYPE_STRING and not _is_repeated(field):
+            out.append((message, field))
+    return out
+
+
+def mutate_proto(data, message_type, rnd, count):
+    """The serialized message_type in data with count structural edits: a number set to a
+    hostile value (shape dims, iter, ...), a repeated item dropped or a value list cut short,
+    a string (a name, learned_net) replaced. Bytes that do not parse are returned as they are.
+    """
+    message = message_type()
+    try:
+        message.ParseFromString(data)
+    except Exception:  # a seed that is already damaged: mutate_bytes covers it
+        return data
+    for _ in range(count):
+        op = rnd.randrange(4)
+        repeated, strings = _repeated_fields(message), _string_fields(message)
+        if op == 2 and repeated:
+            owner, field = rnd.choice(repeated)
+            values = getattr(owner, field.name)
+            if field.cpp_type == field.CPPTYPE_MESSAGE or rnd.random() < 0.5:
+                del values[rnd.randrange(len(values))]
+            else:
+                del values[rnd.randrange(len(values)):]
+        elif op == 3 and strings:
+            owner, field = rnd.choice(strings)
+            setattr(owner, field.name, rnd.choice(HOSTILE_STRINGS))
+        else:
+            set_numeric(message, rnd)
+    return message.SerializeToString()
+
+
+def _append_template(net, rnd, layer_types, layer_params):
+    """A new layer of a random type at the end: 1-3 bottoms from the blobs made so far, a new
+    top (or in place), its own parameter message with a few hostile numbers."""
+    blobs = [top for lp in net.layer for top in lp.top]
+    if not blobs:
+        return
+    lp = net.layer.add(name=f"fuzz{len(net.layer)}", type=rnd.choice(layer_types))
+    lp.bottom.extend(rnd.choice(blobs) for _ in range(rnd.randint(1, 3)))
+    lp.top.append(lp.bottom[0] if rnd.random() < 0.2 else f"fuzz_top{len(net.layer)}")
+    if rnd.random() < 0.3:
+        lp.top.append(f"fuzz_top{len(net.layer)}_b")
+    key = lp.type.lower().replace("_", "")
+    own = [name for name in layer_params if name[:-len("_param")].replace("_", "") in key]
+    if own:
+        getattr(lp, rnd.choice(own)).SetInParent()
+    for _ in range(rnd.randint(0, 3)):
+        set_numeric(lp, rnd)
 
 
 def mutate_solver(solver, rnd, count):

@@ -120,7 +120,7 @@ def binaries(tmp_path_factory):
              "binaryproto": [(mean, None)]}
     if LENET_BVLC.is_dir():
         seeds["caffemodel"].append((LENET_BVLC / "lenet_iter_5000.caffemodel",
-                                    LENET_BVLC / "lenet_train_test.prototxt"))
+                                    LENET_BVLC / "lenet.prototxt"))
     return seeds
 
 
@@ -174,13 +174,28 @@ def test_mutated_configs(worker, index, seed, count, structural, train):
 @settings(max_examples=EXAMPLES_PER_TEST, deadline=None, database=None,
           suppress_health_check=list(HealthCheck))
 @given(kind=st.sampled_from(["caffemodel", "solverstate", "binaryproto"]),
-       pick=st.integers(0, 10), seed=st.integers(0, 2**32 - 1), count=st.integers(1, 3))
-def test_mutated_binaries(worker, binaries, kind, pick, seed, count):
+       pick=st.integers(0, 10), seed=st.integers(0, 2**32 - 1), count=st.integers(1, 3),
+       structural=st.booleans())
+def test_mutated_binaries(worker, binaries, kind, pick, seed, count, structural):
+    data = binary_case(binaries, kind, pick, seed, count, structural)
     path, companion = binaries[kind][pick % len(binaries[kind])]
-    data = fw.mutate_bytes(Path(path).read_bytes(), random.Random(seed), count)
     case = {"kind": kind, "seed_path": str(path), "payload": data, "net": str(companion),
             "solver": str(companion)}
-    _check(worker.run(case), f"{kind} {path} seed {seed} count {count}")
+    _check(worker.run(case), f"{kind} {path} seed {seed} count {count} structural "
+                             f"{structural}")
+
+
+def binary_case(binaries, kind, pick, seed, count, structural):
+    """The mutated bytes of a seed binary (a pure function of the arguments)."""
+    from caffelite.proto import caffelite_pb2 as pb
+
+    path = binaries[kind][pick % len(binaries[kind])][0]
+    data, rnd = Path(path).read_bytes(), random.Random(seed)
+    if structural:
+        message_type = {"caffemodel": pb.NetParameter, "solverstate": pb.SolverState,
+                        "binaryproto": pb.BlobProto}[kind]
+        return fw.mutate_proto(data, message_type, rnd, count)
+    return fw.mutate_bytes(data, rnd, count)
 
 
 def test_configs_were_found():
