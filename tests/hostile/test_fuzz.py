@@ -20,7 +20,7 @@ from tests.conftest import EXAMPLES, LENET_BVLC, ROOT
 from tests.hostile import fuzz_worker as fw
 
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-EXAMPLES_PER_TEST = 250 if CI else 12
+EXAMPLES_PER_TEST = 400 if CI else 40
 CASE_TIMEOUT = 60  # seconds; a shared machine can be slow, a hang is forever
 HEADROOM = 3 * 2**30  # the worker's address space beyond its imports
 

@@ -180,3 +180,25 @@ def test_deconvolution_of_a_narrow_input():
     theirs = torch.nn.functional.conv_transpose2d(torch.from_numpy(x), torch.from_numpy(
         net.params["d"][0].data), torch.from_numpy(net.params["d"][1].data)).numpy()
     np.testing.assert_allclose(net.blobs["y"].data, theirs, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("text,message", [
+    (TOO_BIG["DummyData"][0], r"layer 'bad' \(DummyData\): a blob of shape \(1000000, 1000000\)"),
+    (_input(2, 3) + 'layer { name: "t" type: "Tile" bottom: "x" top: "x" tile_param { tiles: 2 '
+     '} }', r"layer 't' \(Tile\): Tile does not allow in-place computation"),
+])
+def test_cli_reports_one_line(tmp_path, text, message):
+    import re
+
+    from click.testing import CliRunner
+
+    from caffelite.cli import main
+
+    path = tmp_path / "net.prototxt"
+    path.write_text(text)
+    result = CliRunner().invoke(main, ["time", "--model", str(path), "--iterations", "1"])
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.output.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1 and errors[0].startswith("caffelite: error:"), result.output
+    assert re.search(message, errors[0]), errors[0]
+    assert "Traceback" not in result.output
