@@ -8,7 +8,6 @@ test run down with it.
 """
 import math
 import os
-import random
 import re
 import shutil
 import traceback
@@ -309,13 +308,13 @@ def prepare_net(net):
 
 def prepare_tree(root):
     """prepare_net every net config under root, in place (the worker's copies)."""
+    from caffelite.errors import CaffeliteError
     from caffelite.formats.config import (
         config_format,
         config_kind,
         format_message,
         parse_net_text,
     )
-    from caffelite.errors import CaffeliteError
 
     for folder, _, names in os.walk(root):
         for name in names:

@@ -131,6 +131,7 @@ def _check(outcome, description):
 
 def config_case(path, seed, count, structural, train):
     """The mutated text of the config at path (a pure function of the arguments)."""
+    from caffelite import layers  # noqa: F401  (registers every type)
     from caffelite.formats.config import (
         config_format,
         config_kind,
@@ -138,7 +139,6 @@ def config_case(path, seed, count, structural, train):
         parse_net_text,
         parse_solver_text,
     )
-    from caffelite import layers  # noqa: F401  (registers every type)
     from caffelite.registry import LAYERS
 
     rnd = random.Random(seed)
