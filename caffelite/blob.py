@@ -108,7 +108,7 @@ class Blob:
     def canonical_axis_index(self, axis):
         """A non-negative axis index; negative axes count from the end as in Caffe."""
         n = self.num_axes
-        if not -n <= axis < max(n, 1):
+        if not -n <= axis < n:  # a 0-D blob has no axis at all (Caffe's CanonicalAxisIndex)
             raise IndexError(f"axis {axis} out of range for a {n}-D blob of shape {self.shape}")
         return axis + n if axis < 0 else axis
 

@@ -221,6 +221,10 @@ class LossLayer(Layer):
     auto_top_blobs = True
 
     def reshape(self, bottom, top):
+        for i, name in ((0, "prediction"), (1, "label")):
+            if bottom[i].num_axes == 0:
+                raise self.error(f"the {name} (bottom {i}) is a scalar; a loss needs a first "
+                                 "(batch) axis on the prediction and the labels")
         if bottom[0].shape[:1] != bottom[1].shape[:1]:
             raise self.error(f"the prediction's first axis ({bottom[0].shape}) must equal the "
                              f"label's ({bottom[1].shape})")

@@ -261,6 +261,38 @@ def _append_template(net, rnd, layer_types, layer_params):
         set_numeric(lp, rnd)
 
 
+SHAPES = [(2, 3, 4, 5), (2, 3), (2,), (), (2, 0, 3), (4, 1, 6, 6), (2, 3, 4), (3, 2, 1, 1),
+          (6,), (2, 3, 4, 0)]
+
+
+def template_net(rnd, layer_types, count):
+    """A NetParameter: an Input of three blobs of random shapes (0-D and empty ones too),
+    then one layer of a random type on 1-3 of them, with its parameter message and `count`
+    random numbers in it; in place sometimes. Caffe's valid uses and the edges around them."""
+    from caffelite.proto import caffelite_pb2 as pb
+
+    net = pb.NetParameter(name="template", force_backward=rnd.random() < 0.5)
+    source = net.layer.add(name="in", type="Input")
+    for i in range(3):
+        source.top.append(f"b{i}")
+        source.input_param.shape.add().dim.extend(rnd.choice(SHAPES))
+    layer_params = [f.name for f in pb.LayerParameter.DESCRIPTOR.fields
+                    if f.name.endswith("_param") and f.cpp_type == f.CPPTYPE_MESSAGE
+                    and not _is_repeated(f)]
+    lp = net.layer.add(name="t", type=rnd.choice(layer_types))
+    lp.bottom.extend(f"b{rnd.randrange(3)}" for _ in range(rnd.randint(1, 3)))
+    lp.top.append(lp.bottom[0] if rnd.random() < 0.15 else "out")
+    if rnd.random() < 0.3:
+        lp.top.append("out2")
+    key = lp.type.lower()
+    own = [name for name in layer_params if name[:-len("_param")].replace("_", "") in key]
+    if own:
+        getattr(lp, rnd.choice(own)).SetInParent()
+    for _ in range(count):
+        set_numeric(lp, rnd)
+    return net
+
+
 def mutate_solver(solver, rnd, count):
     for _ in range(count):
         op = rnd.randrange(4)
@@ -391,7 +423,7 @@ def _place(case, copies):
     """The path to write a case's file: beside its seed's copy, so relative paths resolve."""
     seed = case["seed_path"]
     for root, copy in copies.items():
-        if seed.startswith(root + os.sep):
+        if seed and seed.startswith(root + os.sep):
             folder = os.path.dirname(os.path.join(copy, os.path.relpath(seed, root)))
             break
     else:
@@ -417,6 +449,13 @@ def run_case(case, copies):
             return f"solver built, rate {solver.get_learning_rate()}"
         phase = caffelite.TRAIN if case["train"] else caffelite.TEST
         net = caffelite.Net(path, phase)
+        if case.get("fill"):  # small integers: valid labels, indices and counts mostly
+            import numpy as np
+
+            rng = np.random.default_rng(0)
+            for name in net.inputs:
+                blob = net.blobs[name]
+                blob.data[...] = rng.integers(0, 3, size=blob.shape)
         net.forward()
         if case["train"]:
             net.backward()

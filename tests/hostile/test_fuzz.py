@@ -170,6 +170,28 @@ def test_mutated_configs(worker, index, seed, count, structural, train):
                              f"{structural} train {train}")
 
 
+def template_case(seed, count, train):
+    """One layer of a random type on Input blobs of random shapes, as prototxt."""
+    from caffelite import layers  # noqa: F401  (registers every type)
+    from caffelite.formats.config import format_message
+    from caffelite.registry import LAYERS
+
+    types = sorted(set(LAYERS.names()) - {"Python"})  # Python needs a module: not a template
+    net = fw.template_net(random.Random(seed), types, count)
+    return {"kind": "config", "seed_path": "", "payload": format_message(net), "train": train,
+            "fill": True}
+
+
+@pytest.mark.timeout(1200 if CI else 300)
+@settings(max_examples=EXAMPLES_PER_TEST, deadline=None, database=None,
+          suppress_health_check=list(HealthCheck))
+@given(seed=st.integers(0, 2**32 - 1), count=st.integers(0, 3), train=st.booleans())
+def test_layer_templates(worker, seed, count, train):
+    case = template_case(seed, count, train)
+    _check(worker.run(case), f"template seed {seed} count {count} train {train}\n"
+                             f"{case['payload']}")
+
+
 @pytest.mark.timeout(1200 if CI else 300)
 @settings(max_examples=EXAMPLES_PER_TEST, deadline=None, database=None,
           suppress_health_check=list(HealthCheck))

@@ -122,6 +122,11 @@ ZERO_D = 'layer { name: "p" type: "Parameter" top: "x" parameter_param { shape {
     ("ArgMax", "", r"bottom is a scalar \(0 axes\)"),
     ("Tile", "tile_param { tiles: 2 }", r"axis 1 is out of range for bottom shape \(\)"),
     ("BatchNorm", "", r"bottom is a scalar \(0 axes\)"),
+    ("Slice", 'top: "z"', r"slice axis 1 is out of range for bottom shape \(\)"),
+    ("Accuracy", 'bottom: "x"', r"accuracy_param.axis: axis 1 out of range for a 0-D blob"),
+    ("BatchReindex", 'bottom: "x"', r"bottom\[0\] is a scalar"),
+    ("MultinomialLogisticLoss", 'bottom: "x"', r"the prediction \(bottom 0\) is a scalar"),
+    ("ContrastiveLoss", 'bottom: "x" bottom: "x"', r"the prediction \(bottom 0\) is a scalar"),
 ])
 def test_scalar_bottoms(layer_type, param, message):
     text = ZERO_D + f'layer {{ name: "c" type: "{layer_type}" bottom: "x" top: "y" {param} }}'
