@@ -17,10 +17,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import EXAMPLES, LENET_BVLC, ROOT
+from tests.hostile import fuzz_mutations as fm
 from tests.hostile import fuzz_worker as fw
 
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-EXAMPLES_PER_TEST = 400 if CI else 40
+EXAMPLES_PER_TEST = 1000 if CI else 40
 CASE_TIMEOUT = 60  # seconds; a shared machine can be slow, a hang is forever
 HEADROOM = 3 * 2**30  # the worker's address space beyond its imports
 
@@ -149,13 +150,13 @@ def config_case(path, seed, count, structural, train):
     if structural:
         if config_kind(text, fmt) == "solver":
             message = parse_solver_text(text, path, upgrade=False)
-            fw.mutate_solver(message, rnd, count)
+            fm.mutate_solver(message, rnd, count)
         else:
             message = parse_net_text(text, path)
-            fw.mutate_net(message, rnd, count, sorted(LAYERS.names()))
+            fm.mutate_net(message, rnd, count, sorted(LAYERS.names()))
         text = format_message(message, fmt)
     else:
-        text = fw.mutate_text(text, rnd, count)
+        text = fm.mutate_text(text, rnd, count)
     return {"kind": "config", "seed_path": path, "payload": text, "train": train}
 
 
@@ -177,7 +178,7 @@ def template_case(seed, count, train):
     from caffelite.registry import LAYERS
 
     types = sorted(set(LAYERS.names()) - {"Python"})  # Python needs a module: not a template
-    net = fw.template_net(random.Random(seed), types, count)
+    net = fm.template_net(random.Random(seed), types, count)
     return {"kind": "config", "seed_path": "", "payload": format_message(net), "train": train,
             "fill": True}
 
@@ -216,8 +217,8 @@ def binary_case(binaries, kind, pick, seed, count, structural):
     if structural:
         message_type = {"caffemodel": pb.NetParameter, "solverstate": pb.SolverState,
                         "binaryproto": pb.BlobProto}[kind]
-        return fw.mutate_proto(data, message_type, rnd, count)
-    return fw.mutate_bytes(data, rnd, count)
+        return fm.mutate_proto(data, message_type, rnd, count)
+    return fm.mutate_bytes(data, rnd, count)
 
 
 def test_configs_were_found():
