@@ -98,6 +98,8 @@ def serve(conn, workdir, roots, headroom_bytes):
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     except (ImportError, ValueError, OSError):
         pass
+    workdir = os.path.join(workdir, f"worker{os.getpid()}")  # a restarted worker starts afresh
+    os.makedirs(workdir)
     os.chdir(workdir)
     copies = {}
     for root in roots:  # configs name their neighbours by relative paths: work on copies

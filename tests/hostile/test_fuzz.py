@@ -73,12 +73,12 @@ class Worker:
             self.process.kill()
             self.process.join(10)
 
-    def run(self, case):
+    def run(self, case, timeout=CASE_TIMEOUT):
         try:
             self.conn.send(case)
-            if self.conn.poll(CASE_TIMEOUT):
+            if self.conn.poll(timeout):
                 return self.conn.recv()
-            outcome = ("hang", f"no answer within {CASE_TIMEOUT} s")
+            outcome = ("hang", f"no answer within {timeout} s")
         except (EOFError, BrokenPipeError, ConnectionResetError):
             self.process.join(10)
             outcome = ("crash", f"the worker died (exit code {self.process.exitcode})")
@@ -219,6 +219,46 @@ def binary_case(binaries, kind, pick, seed, count, structural):
                         "binaryproto": pb.BlobProto}[kind]
         return fm.mutate_proto(data, message_type, rnd, count)
     return fm.mutate_bytes(data, rnd, count)
+
+
+BEHAVIOUR = """
+import os, time
+import caffelite
+
+class Misbehave(caffelite.Layer):
+    def setup(self, bottom, top):
+        pass
+    def reshape(self, bottom, top):
+        top[0].reshape(*bottom[0].shape)
+    def forward(self, bottom, top):
+        if self.param_str == "raise":
+            raise ZeroDivisionError("a bug")
+        if self.param_str == "hang":
+            time.sleep(3600)
+        if self.param_str == "crash":
+            os._exit(3)
+"""
+
+
+@pytest.mark.timeout(120)
+def test_the_worker_reports_bugs_hangs_and_crashes(worker, tmp_path):
+    """The harness itself: a non-caffelite exception, a hang and a crash are each reported
+    (and the worker comes back for the next case)."""
+    module = tmp_path / "misbehave.py"
+    module.write_text(BEHAVIOUR)
+
+    def case(behaviour):
+        text = ('layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 2 } } }\n'
+                f'layer {{ name: "m" type: "Python" bottom: "x" top: "y" python_param {{ '
+                f'module: "{module}" layer: "Misbehave" param_str: "{behaviour}" }} }}')
+        return {"kind": "config", "seed_path": "", "payload": text, "train": False}
+
+    assert worker.run(case("fine"))[0] == "ok"
+    kind, detail = worker.run(case("raise"))
+    assert kind == "bug" and "ZeroDivisionError: a bug" in detail
+    assert worker.run(case("hang"), timeout=5)[0] == "hang"
+    assert worker.run(case("crash"))[0] == "crash"
+    assert worker.run(case("fine"))[0] == "ok"
 
 
 def test_configs_were_found():

@@ -109,7 +109,7 @@ HOSTILE = {
                         r"alias"),
     "merge.yaml": (MERGE_BOMB, r"merge\.yaml:\d+: more than 250000 values"),
     "self.yaml": ("a: &a [*a]\n", r"self\.yaml:1: alias \*a names no complete anchor"),
-    "flat.yaml": ("layer:\n- name: a\n  top: [" + ", ".join(["x"] * 300000) + "]\n",
+    "flat.yaml": ("layer:\n- name: a\n  top: [" + ", ".join(["x"] * 3_500_000) + "]\n",  # 10 MB
                   r"flat\.yaml:3: more than 250000 values"),
     "two.yaml": ("name: a\n---\nname: b\n", r"two\.yaml:2: a second YAML document"),
 }
