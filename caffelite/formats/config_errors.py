@@ -307,8 +307,8 @@ def load_json(text, filename):
         raise ConfigError(f"JSON syntax error ({where(filename, exc.lineno)}): {exc.msg}") \
             from None
     except RecursionError:
-        raise limits.too_deep(filename) from None
-    limits.check_json_tree(tree, filename)
+        raise limits.too_deep(filename, limits.json_depth_line(text)) from None
+    limits.check_json_tree(tree, filename, text)
 
     def locate(path, layer):
         keys = [p for p in path if isinstance(p, str)]

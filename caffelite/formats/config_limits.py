@@ -10,6 +10,7 @@ deep), with aliases counted as the values they expand to; JSON's depth is checke
 decoding (its decoder stops at Python's recursion limit).
 """
 import os
+import re
 
 import yaml
 
@@ -42,7 +43,7 @@ def check_size(text, filename):
 def too_deep(filename, line=None):
     loc = f"{filename}:{line}" if line else str(filename)
     return ConfigError(f"{loc}: nesting deeper than {MAX_DEPTH} levels; a Caffe config needs "
-                       "about 8 (a recursive YAML alias, or not a config)")
+                       "about 8")
 
 
 def too_many(filename, line=None):
@@ -158,7 +159,24 @@ def _merge_keys(node, filename):
     return len(merged)
 
 
-def check_json_tree(tree, filename):
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def json_depth_line(text):
+    """The line where JSON text first nests deeper than MAX_DEPTH, or None (strings skipped)."""
+    depth = 0
+    for match in _JSON_TOKEN.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return text.count("\n", 0, match.start()) + 1
+        elif token in "]}":
+            depth -= 1
+    return None
+
+
+def check_json_tree(tree, filename, text=None):
     """A ConfigError when decoded JSON nests deeper than MAX_DEPTH or holds more than
     MAX_VALUES values (checked without recursion)."""
     stack, count = [(tree, 0)], 0
@@ -166,7 +184,7 @@ def check_json_tree(tree, filename):
         value, depth = stack.pop()
         count += 1
         if depth > MAX_DEPTH:
-            raise too_deep(filename)
+            raise too_deep(filename, json_depth_line(text) if text else None)
         if count > MAX_VALUES:
             raise too_many(filename)
         if isinstance(value, dict):
