@@ -43,7 +43,32 @@ def read_text(path):
 # ---- reading -------------------------------------------------------------------------------
 
 def parse_message(text, message_cls, filename="<string>", fmt=None):
-    """Parse config text into a new message_cls, without upgrades."""
+    """Parse config text into a new message_cls, without upgrades; a string with a NUL
+    character (no path or name has one: the OS would refuse it later) is a ConfigError."""
+    msg = _parse_message(text, message_cls, filename, fmt)
+    _check_strings(msg, filename)
+    return msg
+
+
+def _check_strings(msg, filename, where=()):
+    for field, value in msg.ListFields():
+        name = ".".join(where + (field.name,))
+        if field.cpp_type == field.CPPTYPE_MESSAGE:
+            items = value if E.is_repeated(field) else [value]
+            for i, item in enumerate(items):
+                label = getattr(item, "name", "") if "name" in item.DESCRIPTOR.fields_by_name \
+                    else ""
+                step = f"{field.name} '{label}'" if label else (
+                    f"{field.name}[{i}]" if E.is_repeated(field) else field.name)
+                _check_strings(item, filename, where + (step,))
+        elif field.type == field.TYPE_STRING:
+            for item in (value if E.is_repeated(field) else [value]):
+                if "\x00" in item:
+                    raise ConfigError(f"{filename}: {name} holds a NUL character ({item!r}); "
+                                      "remove it")
+
+
+def _parse_message(text, message_cls, filename, fmt):
     fmt = fmt or config_format(filename)
     msg = message_cls()
     if fmt == "prototxt":

@@ -159,3 +159,27 @@ def test_inspect_hostile_config_one_line(tmp_path, name):
     if result.exit_code == 2:
         assert result.output.startswith("caffelite: error:") and \
             result.output.count("\n") == 1, result.output
+
+
+@pytest.mark.parametrize("text,message", [
+    ('snapshot_prefix: "snap\\000shot"', r"s\.prototxt: snapshot_prefix holds a NUL character"),
+    ('net_param { layer { name: "d" type: "Data" data_param { source: "a\\0b" } } }',
+     r"s\.prototxt: net_param\.layer 'd'\.data_param\.source holds a NUL character"),
+])
+def test_nul_in_a_string_field(text, message):
+    from caffelite.formats.config import parse_solver_text
+
+    with pytest.raises(ConfigError, match=message):
+        parse_solver_text(text, "s.prototxt")
+
+
+@pytest.mark.parametrize("numbers,message", [
+    ("momentum: 1", r"Adam's momentum \(β1\) must lie in \[0, 1\), got 1"),
+    ("momentum: 0.9 momentum2: 1.5", r"Adam's momentum2 \(β2\) must lie in \[0, 1\), got 1\.5"),
+])
+def test_adam_betas(tmp_path, numbers, message):
+    path = tmp_path / "solver.prototxt"
+    path.write_text(SOLVER.format(policy=f'base_lr: 0.01 lr_policy: "fixed" type: "Adam" '
+                                         f'{numbers}'))
+    with pytest.raises(SolverError, match=message):
+        caffelite.get_solver(str(path))
