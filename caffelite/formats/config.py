@@ -44,10 +44,24 @@ def read_text(path):
 
 def parse_message(text, message_cls, filename="<string>", fmt=None):
     """Parse config text into a new message_cls, without upgrades; a string with a NUL
-    character (no path or name has one: the OS would refuse it later) is a ConfigError."""
+    character (no path or name has one: the OS would refuse it later) or a missing required
+    field (clip_param's min and max) is a ConfigError."""
     msg = _parse_message(text, message_cls, filename, fmt)
     _check_strings(msg, filename)
+    if not msg.IsInitialized():  # Caffe's text parser refuses a missing required field
+        missing = ", ".join(_readable_path(msg, p) for p in msg.FindInitializationErrors())
+        raise ConfigError(f"{filename}: missing required field(s): {missing}")
     return msg
+
+
+def _readable_path(msg, path):
+    """ "layer[14].clip_param.min" -> "clip_param.min of layer 'clip1'"."""
+    head, _, rest = path.partition(".")
+    name, _, index = head.rstrip("]").partition("[")
+    if name in ("layer", "layers") and index.isdigit() and rest:
+        layer = getattr(msg, name)[int(index)]
+        return f"{rest} of layer '{layer.name or '#' + index}'"
+    return path
 
 
 def _check_strings(msg, filename, where=()):

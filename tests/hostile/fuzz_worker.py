@@ -136,6 +136,49 @@ def _place(case, copies):
     return os.path.join(folder, "fuzz_" + os.path.basename(seed))
 
 
+class CliBug(Exception):
+    """A CLI command that ended neither with exit 0 nor with its one-line error (exit 2)."""
+
+
+def _cli_on(path):
+    """inspect, convert (to each format) and draw on a config: exit 0 or the clean exit 2."""
+    import sys
+
+    from click.testing import CliRunner
+
+    from caffelite.cli import main
+
+    runner = CliRunner()
+    base = os.path.splitext(path)[0]
+    for args in (["inspect", path], ["convert", path, base + "_out.yaml"],
+                 ["convert", path, base + "_out.json"],
+                 ["convert", path, base + "_out.prototxt"], ["draw", path, "-o", base + ".dot"]):
+        result = runner.invoke(main, args)
+        if result.exit_code not in (0, 2) or "Traceback" in result.output:
+            detail = "".join(traceback.format_exception(*result.exc_info)) \
+                if result.exc_info else result.output
+            raise CliBug(f"caffelite {' '.join(args)} -> exit {result.exit_code}\n{detail}")
+        if result.exit_code == 2 and not result.output.startswith("caffelite: error:"):
+            raise CliBug(f"caffelite {' '.join(args)}: {result.output!r}")
+        if args[0] == "convert" and result.exit_code == 0:
+            _same_config(path, args[2])
+    sys.stdout.flush()
+
+
+def _same_config(src, dst):
+    """What convert wrote reads back as what it read (lossless in every format)."""
+    from caffelite.formats import config
+
+    def read(path):
+        text = config.read_text(path)
+        fmt = config.config_format(path)
+        kind = config.config_kind(text, fmt)
+        parse = config.parse_solver_text if kind == "solver" else config.parse_net_text
+        return parse(text, filename=path, fmt=fmt).SerializePartialToString(deterministic=True)
+    if read(src) != read(dst):
+        raise CliBug(f"caffelite convert {src} {dst}: the output reads back differently")
+
+
 def run_case(case, copies):
     import caffelite
     from caffelite.formats.config import config_format, config_kind
@@ -147,6 +190,7 @@ def run_case(case, copies):
         f.write(case["payload"])
     kind = case["kind"]
     if kind == "config":
+        _cli_on(path)
         with open(path, encoding="utf-8", errors="replace") as f:
             text = f.read()
         if config_kind(text, config_format(path)) == "solver":

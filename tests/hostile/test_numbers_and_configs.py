@@ -183,3 +183,15 @@ def test_adam_betas(tmp_path, numbers, message):
                                          f'{numbers}'))
     with pytest.raises(SolverError, match=message):
         caffelite.get_solver(str(path))
+
+
+@pytest.mark.parametrize("name,text", [
+    ("c.prototxt", 'layer { name: "clip" type: "Clip" clip_param { min: -1 } }'),
+    ("c.yaml", "layer:\n- name: clip\n  type: Clip\n  clip_param: {min: -1}\n"),
+    ("c.json", '{"layer": [{"name": "clip", "type": "Clip", "clip_param": {"min": -1}}]}'),
+])
+def test_missing_required_field(name, text):
+    """Caffe's text parser refuses a message without its required fields; so do we."""
+    with pytest.raises(ConfigError, match=rf"{re.escape(name)}: missing required field\(s\): "
+                                          r"clip_param\.max of layer 'clip'"):
+        parse_net_text(text, name)
