@@ -225,6 +225,9 @@ class LossLayer(Layer):
             if bottom[i].num_axes == 0:
                 raise self.error(f"the {name} (bottom {i}) is a scalar; a loss needs a first "
                                  "(batch) axis on the prediction and the labels")
+        if bottom[0].count() == 0:  # Caffe would divide 0 by 0 (a NaN loss)
+            raise self.error(f"the prediction {bottom[0].shape} is empty; a loss needs at least "
+                             "one value to average over")
         if bottom[0].shape[:1] != bottom[1].shape[:1]:
             raise self.error(f"the prediction's first axis ({bottom[0].shape}) must equal the "
                              f"label's ({bottom[1].shape})")

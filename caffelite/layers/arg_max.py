@@ -56,6 +56,8 @@ class ArgMaxLayer(Layer):
     def forward(self, bottom, top):
         xp = get_array_module(bottom[0].data)
         x = bottom[0].data
+        if x.size == 0:
+            return  # an empty batch: an empty top
         if not self.has_axis:
             x = x.reshape(x.shape[0], -1)  # (N, count(1))
         axis = self.axis if self.has_axis else 1

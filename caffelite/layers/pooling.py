@@ -349,6 +349,8 @@ class PoolingLayer(Layer):
     def forward(self, bottom, top):
         x, geometry = bottom[0].data, (self.kernel, self.pad, self.stride, self.out_size)
         self.mask, self.tracks = None, {}
+        if x.size == 0:
+            return  # no images or no channels: the top is empty too, as in Caffe
         if self.method == P.MAX and compiled_for(x):
             self.mask = self.compiled_max(x, top[0].data, self.phase == pb.TRAIN or len(top) > 1)
             if len(top) > 1:
@@ -391,7 +393,7 @@ class PoolingLayer(Layer):
         return mask if track else None
 
     def backward(self, top, propagate_down, bottom):
-        if not propagate_down[0]:
+        if not propagate_down[0] or bottom[0].count() == 0:
             return
         dtop, shape, dx = top[0].diff, bottom[0].shape, bottom[0].diff
         geometry = (self.kernel, self.pad, self.stride)

@@ -72,6 +72,8 @@ class SPPLayer(Layer):
             top[0].reshape(num, sum(channels * o[0] * o[1] for *_, o in self.levels))
 
     def forward(self, bottom, top):
+        if bottom[0].count() == 0:
+            return  # no images or no channels: an empty top
         x, num = bottom[0].data, bottom[0].shape[0]
         y, start = top[0].data.reshape(num, -1), 0
         for level, (kernel, pad, stride, out) in enumerate(self.levels):
@@ -89,7 +91,7 @@ class SPPLayer(Layer):
             start += pooled[0].size
 
     def backward(self, top, propagate_down, bottom):
-        if not propagate_down[0]:
+        if not propagate_down[0] or bottom[0].count() == 0:
             return
         shape, num = bottom[0].shape, bottom[0].shape[0]
         dy, start = top[0].diff.reshape(num, -1), 0

@@ -256,7 +256,7 @@ def _append_template(net, rnd, layer_types, layer_params):
 
 
 SHAPES = [(2, 3, 4, 5), (2, 3), (2,), (), (2, 0, 3), (4, 1, 6, 6), (2, 3, 4), (3, 2, 1, 1),
-          (6,), (2, 3, 4, 0)]
+          (6,), (2, 3, 4, 0), (2, 0, 4, 4), (0, 3, 4, 4), (0, 3)]
 
 
 def template_net(rnd, layer_types, count):

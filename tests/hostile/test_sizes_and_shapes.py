@@ -150,14 +150,37 @@ def test_empty_bottoms_that_cannot_compute(dims, layer, message):
         _build(text)
 
 
-@pytest.mark.parametrize("layer", ['type: "Softmax"', 'type: "BatchNorm"',
-                                   'type: "BatchNorm" batch_norm_param { use_global_stats: true }'])
-def test_empty_bottoms_give_empty_tops(layer):
-    net = _build("force_backward: true\n" + _input(2, 0, 3)
+@pytest.mark.parametrize("dims,layer,top", [
+    ((2, 0, 3), 'type: "Softmax"', (2, 0, 3)),
+    ((2, 0, 3), 'type: "BatchNorm"', (2, 0, 3)),
+    ((2, 0, 3), 'type: "BatchNorm" batch_norm_param { use_global_stats: true }', (2, 0, 3)),
+    ((0, 3), 'type: "ArgMax"', (0, 1, 1)),
+    ((2, 0, 4, 4), 'type: "Pooling" pooling_param { kernel_size: 2 pool: AVE }', (2, 0, 3, 3)),
+    ((0, 3, 4, 4), 'type: "Pooling" pooling_param { kernel_size: 2 pool: MAX }', (0, 3, 3, 3)),
+    ((0, 3, 4, 4), 'type: "Pooling" pooling_param { kernel_size: 2 pool: STOCHASTIC }',
+     (0, 3, 3, 3)),
+    ((0, 3, 4, 4), 'type: "SPP" spp_param { pyramid_height: 2 }', (0, 15)),
+])
+def test_empty_bottoms_give_empty_tops(dims, layer, top):
+    net = _build("force_backward: true\n" + _input(*dims)
                  + f'layer {{ name: "c" {layer} bottom: "x" top: "y" }}')
     net.forward()
-    net.backward()
-    assert net.blobs["y"].shape == (2, 0, 3)
+    if "ArgMax" not in layer:  # ArgMax has no gradient
+        net.backward()
+    assert net.blobs["y"].shape == top
+
+
+@pytest.mark.parametrize("loss", ["EuclideanLoss", "HingeLoss", "MultinomialLogisticLoss",
+                                  "SoftmaxWithLoss", "SigmoidCrossEntropyLoss"])
+def test_a_loss_of_an_empty_batch(loss):
+    text = ('layer { name: "in" type: "Input" top: "x" top: "l" input_param { '
+            'shape { dim: 0 dim: 3 } shape { dim: 0 } } }\n'
+            f'layer {{ name: "loss" type: "{loss}" bottom: "x" bottom: "l" top: "loss" }}')
+    if loss in ("EuclideanLoss", "SigmoidCrossEntropyLoss"):
+        text = text.replace("shape { dim: 0 } }", "shape { dim: 0 dim: 3 } }")
+    with pytest.raises(NetError, match=rf"layer 'loss' \({loss}\): the prediction \(0, 3\) "
+                                       r"is empty; a loss needs at least one value"):
+        _build(text)
 
 
 def _naive_deconv(x, w, b):
