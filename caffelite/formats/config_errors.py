@@ -13,7 +13,7 @@ import numpy as np
 from ..errors import ConfigError
 from ..proto import caffelite_pb2 as pb
 from ..registry import suggest
-from .config_load import Plain, json_line, load_json, load_yaml, where  # noqa: F401
+from .config_load import Plain, json_line, load_json, load_yaml, quoted, where  # noqa: F401
 
 # Fields that moved in Caffe's V1 -> V2 upgrade; a V2 layer that still uses them gets this hint.
 LEGACY_HINTS = {
@@ -43,21 +43,22 @@ def context(layer=None, parent=None, message_name=None):
     """ "layer 'conv1'", "convolution_param of layer 'conv1'", "test_state" or "SolverParameter"."""
     if layer is not None:
         if parent and parent not in _LAYER_KEYS:
-            return f"{parent} of layer '{layer}'"
-        return f"layer '{layer}'"
+            return f"{parent} of layer {quoted(layer)}"
+        return f"layer {quoted(layer)}"
     return parent or message_name or "the config"
 
 
 def unknown_field(name, descriptor, ctx, loc):
     hint = LEGACY_HINTS.get(name) if descriptor.name == "LayerParameter" else None
     hint = hint or suggest(name, [f.name for f in descriptor.fields])
-    return ConfigError(f"unknown field '{name}' in {ctx} ({loc}){hint}")
+    return ConfigError(f"unknown field {quoted(name)} in {ctx} ({loc}){hint}")
 
 
 def unknown_enum(value, field_name, enum_descriptor, ctx, loc):
     names = [v.name for v in enum_descriptor.values]
     hint = suggest(value, names) or f"; one of {', '.join(names)}"
-    return ConfigError(f"unknown value '{value}' for '{field_name}' in {ctx} ({loc}){hint}")
+    return ConfigError(f"unknown value {quoted(value)} for '{field_name}' in {ctx} "
+                       f"({loc}){hint}")
 
 
 def bad_value(field_name, detail, ctx, loc):
@@ -133,9 +134,9 @@ def prototxt_error(exc, text, filename, message_name):
     detail = re.sub(r"^\d+:\d+ : ", "", str(exc))
     lines = text.splitlines()
     source = lines[line - 1] if 0 < line <= len(lines) else ""
-    for quoted in (f"'{source}': ", f"'{source.strip()}': "):
-        if detail.startswith(quoted):
-            detail = detail[len(quoted):]
+    for prefix in (f"'{source}': ", f"'{source.strip()}': "):
+        if detail.startswith(prefix):
+            detail = detail[len(prefix):]
     layer, parent = enclosing(text, line, column)
     ctx, loc = context(layer, parent, message_name), where(filename, line or None)
     for pattern, kind in _PROTO_MESSAGES:
@@ -147,7 +148,7 @@ def prototxt_error(exc, text, filename, message_name):
         if kind == "field":
             return unknown_field(item, _message(type_name), ctx, loc)
         if kind == "twice":
-            return ConfigError(f"'{item}' given twice in {ctx} ({loc}); it takes one value")
+            return ConfigError(f"{quoted(item)} given twice in {ctx} ({loc}); it takes one value")
         enum = pb.DESCRIPTOR.pool.FindEnumTypeByName(type_name)
         return unknown_enum(item, field or "?", enum, ctx, loc)
     if detail.startswith(_VALUE_ERRORS):

@@ -18,6 +18,13 @@ def where(filename, line=None):
     return f"{filename}:{line}" if line else str(filename)
 
 
+def quoted(text):
+    """'text' for a message; repr(text) when it holds a newline or a control character, so
+    an error stays one printable line."""
+    text = str(text)
+    return f"'{text}'" if text.isprintable() else repr(text)
+
+
 def json_line(text, key, layer=None):
     """Best line for `"key":` in JSON text (after the layer's "name" when given), else None."""
     start = 0
@@ -94,8 +101,8 @@ def _yaml_tree(loader, node, path, lines, filename, budget):
                 raise ConfigError(f"{where(filename, line)}: a key must be a field name")
             key = key_node.value
             if key in seen:
-                raise ConfigError(f"'{key}' given twice ({where(filename, line)}); a repeated "
-                                  f"field takes a list: {key}: [a, b]")
+                raise ConfigError(f"{quoted(key)} given twice ({where(filename, line)}); a "
+                                  f"repeated field takes a list: {key}: [a, b]")
             if i >= first_explicit:
                 seen.add(key)
             sub = path + (key,)
@@ -123,8 +130,8 @@ def load_json(text, filename):
         out = {}
         for key, value in items:
             if key in out:
-                raise ConfigError(f"'{key}' given twice in an object ({filename}); a repeated "
-                                  "field takes a list")
+                raise ConfigError(f"{quoted(key)} given twice in an object ({filename}); a "
+                                  "repeated field takes a list")
             out[key] = value
         return out
 

@@ -195,3 +195,15 @@ def test_missing_required_field(name, text):
     with pytest.raises(ConfigError, match=rf"{re.escape(name)}: missing required field\(s\): "
                                           r"clip_param\.max of layer 'clip'"):
         parse_net_text(text, name)
+
+
+@pytest.mark.parametrize("name,text,message", [
+    ("k.json", '{"na\\nme": 1}', r"unknown field 'na\\nme' in NetParameter"),
+    ("l.json", '{"layer": [{"name": "a\\u001bb", "typo": 1}]}', r"in layer 'a\\x1bb'"),
+    ("k.yaml", '"a\\nb": 1\n', r"unknown field 'a\\nb'"),
+])
+def test_errors_quote_control_characters(name, text, message):
+    """A name with a newline or an escape in it is quoted, so the error stays one line."""
+    with pytest.raises(ConfigError, match=message) as info:
+        parse_net_text(text, name)
+    assert str(info.value).isprintable()
