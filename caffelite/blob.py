@@ -1,10 +1,59 @@
 """Blob: a named N-D array pair (data, diff), Caffe's unit of storage and communication."""
 import math
+import os
 
 import numpy as np
 
+from .errors import NetError
 from .proto import caffelite_pb2 as pb
 from .runtime import get_array_module, to_numpy
+
+MAX_COUNT = 2**31 - 1  # Caffe's Blob::Reshape CHECK: count <= INT_MAX
+
+
+class BlobSizeError(NetError):
+    """A blob shape that cannot be allocated; the layer reshaping it adds its name."""
+
+
+def max_blob_bytes():
+    """The largest blob allocated: $CAFFELITE_MAX_BLOB_BYTES, else the machine's memory."""
+    value = os.environ.get("CAFFELITE_MAX_BLOB_BYTES")
+    if value:
+        try:
+            return int(float(value))
+        except ValueError:
+            raise NetError(f"CAFFELITE_MAX_BLOB_BYTES={value!r} is not a number of bytes") \
+                from None
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return 2**40
+
+
+def human_bytes(n):
+    """1536 -> "1.5 KiB"."""
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
+        if n < 1024 or unit == "EiB":
+            return f"{n} bytes" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+
+
+def check_blob_size(shape, dtype=np.float32, what="a blob"):
+    """Raise BlobSizeError when an array of shape cannot be allocated: more elements than
+    Caffe's INT_MAX limit, or more bytes than max_blob_bytes(). Layers call it for large work
+    buffers too, so the message names the shape and the bytes before NumPy tries."""
+    count = math.prod(int(d) for d in shape)
+    nbytes = count * np.dtype(dtype).itemsize
+    if count > MAX_COUNT:
+        raise BlobSizeError(f"{what} of shape {tuple(shape)} would hold {count} values "
+                            f"({human_bytes(nbytes)}), more than Caffe's limit of 2^31-1; "
+                            "check the sizes in the layer's parameters and its inputs")
+    limit = max_blob_bytes()
+    if nbytes > limit:
+        raise BlobSizeError(f"{what} of shape {tuple(shape)} would need {human_bytes(nbytes)}, "
+                            f"more than the {human_bytes(limit)} allowed (the machine's memory; "
+                            "CAFFELITE_MAX_BLOB_BYTES sets it); check the sizes in the layer's "
+                            "parameters and its inputs")
 
 
 class Blob:
@@ -18,6 +67,7 @@ class Blob:
         self._xp = xp
         self._dtype = np.dtype(dtype)
         shape = tuple(int(d) for d in shape)
+        self._check(shape)
         self._data = xp.zeros(shape, self._dtype)
         self._diff = xp.zeros(shape, self._dtype)
 
@@ -58,7 +108,7 @@ class Blob:
     def canonical_axis_index(self, axis):
         """A non-negative axis index; negative axes count from the end as in Caffe."""
         n = self.num_axes
-        if not -n <= axis < max(n, 1):
+        if not -n <= axis < n:  # a 0-D blob has no axis at all (Caffe's CanonicalAxisIndex)
             raise IndexError(f"axis {axis} out of range for a {n}-D blob of shape {self.shape}")
         return axis + n if axis < 0 else axis
 
@@ -67,11 +117,15 @@ class Blob:
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = shape[0]
         shape = tuple(int(d) for d in shape)
-        if any(d < 0 for d in shape):
-            raise ValueError(f"negative blob dimension in {shape}")
         if shape != self.shape:
+            self._check(shape)
             self._data = self._xp.zeros(shape, self._dtype)
             self._diff = self._xp.zeros(shape, self._dtype)
+
+    def _check(self, shape):
+        if any(d < 0 for d in shape):
+            raise BlobSizeError(f"a blob of shape {shape} has a negative dimension")
+        check_blob_size(shape, self._dtype, "a blob")  # both data and diff: say data's bytes
 
     def reshape_like(self, other):
         self.reshape(other.shape)

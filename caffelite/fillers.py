@@ -33,7 +33,25 @@ def get_filler(filler_param, where=None):
     if filler_param.sparse != -1 and filler_param.type != "gaussian":
         raise _error(where, f"filler '{filler_param.type}' does not support sparse "
                             f"(sparse: {filler_param.sparse}); only 'gaussian' does")
+    check_filler_numbers(filler_param, where)
     return filler
+
+
+def check_filler_numbers(filler_param, where=None):
+    """Caffe's CHECKs on a filler's numbers (its RNG wants sigma > 0 and a <= b), here before
+    any draw: every number finite (a NaN std fills silently with NaN, an infinite bound
+    overflows), std >= 0 (0 gives the constant mean), min <= max."""
+    for field in ("value", "min", "max", "mean", "std"):
+        value = getattr(filler_param, field)
+        if not math.isfinite(value):
+            raise _error(where, f"{filler_param.type} filler: {field} is {value}; give a finite "
+                                "number")
+    if filler_param.type == "gaussian" and filler_param.std < 0:
+        raise _error(where, f"gaussian filler: std must not be negative, got "
+                            f"{filler_param.std:g}")
+    if filler_param.type == "uniform" and filler_param.max < filler_param.min:
+        raise _error(where, f"uniform filler needs min <= max (min {filler_param.min:g}, max "
+                            f"{filler_param.max:g})")
 
 
 def fan_in_out(shape):
@@ -68,8 +86,6 @@ def constant_filler(shape, param, rng, where=None):
 
 @FILLERS.register("uniform")
 def uniform_filler(shape, param, rng, where=None):
-    if param.max < param.min:
-        raise _error(where, f"uniform filler needs min <= max (min {param.min}, max {param.max})")
     return rng.uniform(param.min, param.max, size=shape)
 
 

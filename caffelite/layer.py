@@ -1,7 +1,8 @@
 """Layer base classes: Caffe's setup/reshape/forward/backward contract."""
 import numpy as np
 
-from .errors import layer_error
+from .blob import BlobSizeError
+from .errors import CaffeliteError, layer_error
 from .proto import caffelite_pb2 as pb
 from .random import default_rng
 
@@ -28,6 +29,10 @@ class Layer:
     max_top_blobs = -1
     equal_num_bottom_top_blobs = False
     auto_top_blobs = False  # loss layers: the net makes anonymous tops when none are named
+    # May a top share its bottom's Blob (top name == bottom name at the same index)? Off unless
+    # the type computes the same forward and backward in place as out of place (the Net refuses
+    # in-place use of every other type at build time, naming the layer).
+    allow_in_place = False
 
     def __init__(self, layer_param, phase=None, dtype=np.float32, rng=None):
         if isinstance(layer_param, (bytes, str)):
@@ -57,10 +62,19 @@ class Layer:
     # -- the contract ---------------------------------------------------------------------
     def setup(self, bottom, top):
         self.check_blob_counts(bottom, top)
-        self.layer_setup(bottom, top)
-        if len(self.param_propagate_down) != len(self.blobs):
-            self.param_propagate_down = [True] * len(self.blobs)
-        self.reshape(bottom, top)
+        for j, (b, t) in enumerate(zip(bottom, top)):
+            if t is b and not self.allow_in_place:
+                raise self.in_place_error(j)
+        try:
+            self.layer_setup(bottom, top)
+            if len(self.param_propagate_down) != len(self.blobs):
+                self.param_propagate_down = [True] * len(self.blobs)
+            self.reshape(bottom, top)
+        except Exception as exc:
+            converted = self.allocation_error(exc, bottom)
+            if converted is None:
+                raise
+            raise converted from None
         self.set_loss_weights(top)
 
     def layer_setup(self, bottom, top):
@@ -80,8 +94,14 @@ class Layer:
 
     def run_forward(self, bottom, top):
         """Reshape, forward, and return this layer's loss Σ top.data·top.diff over loss tops."""
-        self.reshape(bottom, top)
-        self.forward(bottom, top)
+        try:
+            self.reshape(bottom, top)
+            self.forward(bottom, top)
+        except Exception as exc:
+            converted = self.allocation_error(exc, bottom)
+            if converted is None:
+                raise
+            raise converted from None
         loss = 0.0
         for blob, weight in zip(top, self.loss_weights):
             if weight:
@@ -111,6 +131,26 @@ class Layer:
             if failed:
                 raise self.error(message)
 
+    def allocation_error(self, exc, bottom):
+        """A NetError naming this layer for `exc` when it is a size that cannot be allocated
+        (BlobSizeError, MemoryError, NumPy's "array is too big"), else None (re-raise exc)."""
+        if isinstance(exc, BlobSizeError):
+            return self.error(str(exc)).with_traceback(None)
+        too_big = isinstance(exc, ValueError) and not isinstance(exc, CaffeliteError) and (
+            "too big" in str(exc) or "Maximum allowed" in str(exc))
+        if isinstance(exc, MemoryError) or too_big:
+            shapes = ", ".join(str(b.shape) for b in bottom) or "none"
+            detail = str(exc) or "allocation failed"
+            return self.error(f"out of memory ({detail}) with bottom shapes {shapes}; check "
+                              "the sizes in the layer's parameters and its inputs")
+        return None
+
+    def in_place_error(self, index, name=None):
+        """The NetError for top `index` sharing bottom `index` on a type that cannot."""
+        blob = f" '{name}'" if name else ""
+        return self.error(f"{self.type} does not allow in-place computation (top{blob} is also "
+                          f"bottom {index}); give the top its own name")
+
     def set_loss_weights(self, top):
         """Caffe's SetLossWeights: weight k goes into top[k].diff (the net reads it as the loss)."""
         weights = list(self.layer_param.loss_weight)
@@ -139,6 +179,7 @@ class NeuronLayer(Layer):
 
     exact_num_bottom_blobs = 1
     exact_num_top_blobs = 1
+    allow_in_place = True
 
     def reshape(self, bottom, top):
         if top[0] is not bottom[0]:
@@ -180,6 +221,13 @@ class LossLayer(Layer):
     auto_top_blobs = True
 
     def reshape(self, bottom, top):
+        for i, name in ((0, "prediction"), (1, "label")):
+            if bottom[i].num_axes == 0:
+                raise self.error(f"the {name} (bottom {i}) is a scalar; a loss needs a first "
+                                 "(batch) axis on the prediction and the labels")
+        if bottom[0].count() == 0:  # Caffe would divide 0 by 0 (a NaN loss)
+            raise self.error(f"the prediction {bottom[0].shape} is empty; a loss needs at least "
+                             "one value to average over")
         if bottom[0].shape[:1] != bottom[1].shape[:1]:
             raise self.error(f"the prediction's first axis ({bottom[0].shape}) must equal the "
                              f"label's ({bottom[1].shape})")

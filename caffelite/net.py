@@ -157,10 +157,16 @@ class Net(PycaffeNetNames):
                 layer, bottom, top = self.layers[i], self.bottom_vecs[i], self.top_vecs[i]
                 if hooks:
                     self._run_hooks("before_forward", i)
-                layer.reshape(bottom, top)
-                if self._loss_tops[i]:
-                    self._refresh_loss_weights(i)
-                layer.forward(bottom, top)
+                try:
+                    layer.reshape(bottom, top)
+                    if self._loss_tops[i]:
+                        self._refresh_loss_weights(i)
+                    layer.forward(bottom, top)
+                except Exception as exc:  # a size that cannot be allocated: name the layer
+                    converted = layer.allocation_error(exc, bottom)
+                    if converted is None:
+                        raise
+                    raise converted from None
                 for blob, _ in self._loss_tops[i]:
                     loss += float((blob.data * blob.diff).sum())
                 if self.debug_info:
@@ -288,7 +294,13 @@ class Net(PycaffeNetNames):
     def reshape(self):
         """Reshape every layer to its bottoms (after an input blob was reshaped)."""
         for i, layer in enumerate(self.layers):
-            layer.reshape(self.bottom_vecs[i], self.top_vecs[i])
+            try:
+                layer.reshape(self.bottom_vecs[i], self.top_vecs[i])
+            except Exception as exc:
+                converted = layer.allocation_error(exc, self.bottom_vecs[i])
+                if converted is None:
+                    raise
+                raise converted from None
             if self._loss_tops[i]:
                 self._refresh_loss_weights(i)
 

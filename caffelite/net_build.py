@@ -112,6 +112,8 @@ class NetWiring:
 
     def _append_top(self, lp, layer_id, j, name):
         if j < len(lp.bottom) and lp.bottom[j] == name:  # in place: the same Blob
+            if not self.layers[layer_id].allow_in_place:
+                raise self.layers[layer_id].in_place_error(j, name)
             self.top_ids[layer_id].append(self.blob_index[name])
         elif name in self.blob_index:
             raise layer_error(lp, f"top '{name}' is produced by an earlier layer too; only an "

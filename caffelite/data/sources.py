@@ -7,6 +7,7 @@ holding `images` ((N, H, W) or (N, C, H, W), uint8 or float) and `labels` ((N,))
 `caffelite data mnist` writes it.
 """
 import os
+import zipfile
 
 import numpy as np
 
@@ -70,5 +71,25 @@ def _load_npz(path):
         if "images" not in npz.files:
             raise CaffeliteError(f"{path} has no 'images' array (it has {sorted(npz.files)}); "
                                  f"{describe_sources()}")
-        labels = npz["labels"] if "labels" in npz.files else None
-        return npz["images"], labels
+        names = ["images"] + (["labels"] if "labels" in npz.files else [])
+        arrays = [_npz_array(npz, path, name) for name in names]
+        return arrays[0], (arrays[1] if len(arrays) > 1 else None)
+
+
+def _npz_array(npz, path, name):
+    """npz[name], a numeric array, or a CaffeliteError saying what it holds instead."""
+    try:
+        array = npz[name]
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):
+            raise CaffeliteError(f"{path}: '{name}' is an object array, which only a pickle can "
+                                 "hold; .npz sources are loaded with allow_pickle=False (a "
+                                 "pickle can run code): save it as a numeric array") from None
+        raise CaffeliteError(f"{path}: '{name}' cannot be read ({exc})") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise CaffeliteError(f"{path}: '{name}' cannot be read ({exc}); is the file "
+                             "truncated?") from None
+    if array.dtype.kind not in "buif":
+        raise CaffeliteError(f"{path}: '{name}' holds {array.dtype} values; expected numbers "
+                             "(uint8 or float images, integer or float labels)")
+    return array

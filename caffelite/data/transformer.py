@@ -1,9 +1,30 @@
 """DataTransformer: out = mirror(crop((x − mean) · scale)), Caffe's TransformationParameter."""
+import os
+import stat
+
 import numpy as np
 
 from ..errors import CaffeliteError
 from ..proto import caffelite_pb2 as pb
 
+MAX_MEAN_FILE_BYTES = 2**30  # a mean of 3x1024x1024 float32 is 12 MiB; /dev/zero is endless
+
+
+def check_mean_file(path):
+    """A CaffeliteError unless path is a regular file of plausible size: a device or a FIFO
+    (`/dev/zero`) would be read forever."""
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        raise CaffeliteError(f"{path}: cannot read the .binaryproto file "
+                             f"({exc.strerror or exc})") from None
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+        raise CaffeliteError(f"{path} is {kind}; give the .binaryproto file of the mean image")
+    if info.st_size > MAX_MEAN_FILE_BYTES:
+        raise CaffeliteError(f"{path} is {info.st_size} bytes, more than the "
+                             f"{MAX_MEAN_FILE_BYTES} a mean image may have; is it the "
+                             ".binaryproto of the mean?")
 
 class DataTransformer:
     """Applies a TransformationParameter to batches of images (N, C, H, W).
@@ -37,6 +58,7 @@ class DataTransformer:
             )
 
             try:
+                check_mean_file(self.mean_file)
                 self.mean = np.asarray(read_binaryproto(self.mean_file))
             except CaffeliteError as exc:
                 raise error(f"transform_param.mean_file: {exc}") from None

@@ -18,9 +18,15 @@ from google.protobuf import json_format, text_format
 from ..errors import ConfigError, read_bytes
 from ..proto import caffelite_pb2 as pb
 from . import config_errors as E
+from .config_limits import check_size
+from .config_paths import (  # noqa: F401  (config.resolve_* is where readers look for them)
+    URL_PREFIX,
+    resolve_module,
+    resolve_net_paths,
+    resolve_path,
+    resolve_solver_paths,
+)
 from .upgrade import upgrade_net_param, upgrade_snapshot_prefix, upgrade_solver_param
-
-URL_PREFIX = "caffelite://"
 
 
 def config_format(path):
@@ -42,10 +48,50 @@ def read_text(path):
 # ---- reading -------------------------------------------------------------------------------
 
 def parse_message(text, message_cls, filename="<string>", fmt=None):
-    """Parse config text into a new message_cls, without upgrades."""
+    """Parse config text into a new message_cls, without upgrades; a string with a NUL
+    character (no path or name has one: the OS would refuse it later) or a missing required
+    field (clip_param's min and max) is a ConfigError."""
+    msg = _parse_message(text, message_cls, filename, fmt)
+    _check_strings(msg, filename)
+    if not msg.IsInitialized():  # Caffe's text parser refuses a missing required field
+        missing = ", ".join(_readable_path(msg, p) for p in msg.FindInitializationErrors())
+        raise ConfigError(f"{filename}: missing required field(s): {missing}")
+    return msg
+
+
+def _readable_path(msg, path):
+    """ "layer[14].clip_param.min" -> "clip_param.min of layer 'clip1'"."""
+    head, _, rest = path.partition(".")
+    name, _, index = head.rstrip("]").partition("[")
+    if name in ("layer", "layers") and index.isdigit() and rest:
+        layer = getattr(msg, name)[int(index)]
+        return f"{rest} of layer '{layer.name or '#' + index}'"
+    return path
+
+
+def _check_strings(msg, filename, where=()):
+    for field, value in msg.ListFields():
+        name = ".".join(where + (field.name,))
+        if field.cpp_type == field.CPPTYPE_MESSAGE:
+            items = value if E.is_repeated(field) else [value]
+            for i, item in enumerate(items):
+                label = getattr(item, "name", "") if "name" in item.DESCRIPTOR.fields_by_name \
+                    else ""
+                step = f"{field.name} '{label}'" if label else (
+                    f"{field.name}[{i}]" if E.is_repeated(field) else field.name)
+                _check_strings(item, filename, where + (step,))
+        elif field.type == field.TYPE_STRING:
+            for item in (value if E.is_repeated(field) else [value]):
+                if "\x00" in item:
+                    raise ConfigError(f"{filename}: {name} holds a NUL character ({item!r}); "
+                                      "remove it")
+
+
+def _parse_message(text, message_cls, filename, fmt):
     fmt = fmt or config_format(filename)
     msg = message_cls()
     if fmt == "prototxt":
+        check_size(text, filename)
         try:
             text_format.Parse(text, msg)
         except text_format.ParseError as exc:
@@ -94,8 +140,8 @@ def config_kind(text, fmt="prototxt"):
         keys = E.prototxt_top_keys(text)
     else:
         try:
-            tree = yaml.safe_load(text) if fmt == "yaml" else json.loads(text or "{}")
-        except (yaml.YAMLError, ValueError):
+            tree, _ = (E.load_yaml if fmt == "yaml" else E.load_json)(text, "<config>")
+        except ConfigError:
             return "net"  # the real parse reports the syntax error with its line
         keys = set(tree) if isinstance(tree, dict) else set()
     solver_only = set(pb.SolverParameter.DESCRIPTOR.fields_by_name) - set(
@@ -222,80 +268,3 @@ def write_net_param(net_param, path):
 def write_solver_param(solver_param, path):
     """Write a SolverParameter (inline nets included) as .prototxt, .yaml/.yml or .json."""
     write_message(solver_param, path)
-
-
-# ---- paths ---------------------------------------------------------------------------------
-
-# Files a layer reads: (sub-message, field). Outputs (hdf5_output_param) stay as written.
-_NET_PATH_FIELDS = (
-    ("data_param", "source"), ("data_param", "mean_file"), ("transform_param", "mean_file"),
-    ("hdf5_data_param", "source"), ("image_data_param", "source"),
-    ("image_data_param", "mean_file"), ("image_data_param", "root_folder"),
-    ("window_data_param", "source"), ("window_data_param", "mean_file"),
-    ("window_data_param", "root_folder"), ("infogain_loss_param", "source"),
-)
-
-
-def resolve_path(path, base_file=None):
-    """path relative to base_file's directory when it exists there, else as given (relative to
-    the working directory). When neither exists, the directories above base_file are tried, so
-    BVLC configs naming "examples/mnist/..." from the Caffe root resolve from anywhere."""
-    if not path or base_file is None or str(path).startswith(URL_PREFIX):
-        return path
-    expanded = os.path.expanduser(str(path))
-    if os.path.isabs(expanded):
-        return expanded
-    here = os.path.dirname(os.path.abspath(str(base_file)))
-    beside = os.path.join(here, expanded)
-    if os.path.exists(beside):
-        return os.path.normpath(beside)
-    if os.path.exists(expanded):
-        return expanded
-    parent = os.path.dirname(here)
-    while parent != here:
-        here, parent = parent, os.path.dirname(parent)
-        candidate = os.path.join(here, expanded)
-        if os.path.exists(candidate):
-            return os.path.normpath(candidate)
-    return path
-
-
-def resolve_net_paths(net_param, base_file):
-    """A copy of net_param with the files its layers read resolved against base_file."""
-    net = pb.NetParameter()
-    net.CopyFrom(net_param)
-    for layer in list(net.layer) + list(net.layers):
-        for param_name, field in _NET_PATH_FIELDS:
-            if param_name not in layer.DESCRIPTOR.fields_by_name or not layer.HasField(param_name):
-                continue
-            param = getattr(layer, param_name)
-            if param.HasField(field):
-                value = getattr(param, field)
-                resolved = resolve_path(value, base_file)
-                if field == "root_folder" and value.endswith("/") and not resolved.endswith("/"):
-                    resolved += "/"  # Caffe concatenates root_folder + file name
-                setattr(param, field, resolved)
-        module = layer.python_param.module if layer.HasField("python_param") else ""
-        if module.endswith(".py") or "/" in module:
-            layer.python_param.module = resolve_path(module, base_file)
-    return net
-
-
-def resolve_solver_paths(solver_param, base_file):
-    """A copy of solver_param with net/train_net/test_net/weights and the files read by inline
-    nets resolved against base_file (snapshot_prefix, an output, stays as written)."""
-    solver = pb.SolverParameter()
-    solver.CopyFrom(solver_param)
-    for name in ("net", "train_net"):
-        if solver.HasField(name):
-            setattr(solver, name, resolve_path(getattr(solver, name), base_file))
-    for name in ("test_net", "weights"):
-        values = [resolve_path(v, base_file) for v in getattr(solver, name)]
-        solver.ClearField(name)
-        getattr(solver, name).extend(values)
-    for name in ("net_param", "train_net_param"):
-        if solver.HasField(name):
-            getattr(solver, name).CopyFrom(resolve_net_paths(getattr(solver, name), base_file))
-    for net in solver.test_net_param:
-        net.CopyFrom(resolve_net_paths(net, base_file))
-    return solver

@@ -2,19 +2,18 @@
 
 A prototxt ParseError from protobuf ("14:5 : Message type ... has no field named ...") becomes
 "unknown field 'convolution_parm' in layer 'conv1' (lenet.prototxt:14); did you mean
-'convolution_param'?". YAML is composed node by node to keep the line of every key, and the
-loaded YAML/JSON tree is checked against the descriptor (Normaliser) with the same wording.
+'convolution_param'?". A loaded YAML/JSON tree (config_load.py) is checked against the
+descriptor (Normaliser) with the same wording.
 """
-import json
 import math
 import re
 
 import numpy as np
-import yaml
 
 from ..errors import ConfigError
 from ..proto import caffelite_pb2 as pb
 from ..registry import suggest
+from .config_load import Plain, json_line, load_json, load_yaml, quoted, where  # noqa: F401
 
 # Fields that moved in Caffe's V1 -> V2 upgrade; a V2 layer that still uses them gets this hint.
 LEGACY_HINTS = {
@@ -40,30 +39,26 @@ def is_repeated(field):
     return flag if flag is not None else field.label == field.LABEL_REPEATED
 
 
-def where(filename, line=None):
-    """ "file:line", or "file" when the syntax gives no line."""
-    return f"{filename}:{line}" if line else str(filename)
-
-
 def context(layer=None, parent=None, message_name=None):
     """ "layer 'conv1'", "convolution_param of layer 'conv1'", "test_state" or "SolverParameter"."""
     if layer is not None:
         if parent and parent not in _LAYER_KEYS:
-            return f"{parent} of layer '{layer}'"
-        return f"layer '{layer}'"
+            return f"{parent} of layer {quoted(layer)}"
+        return f"layer {quoted(layer)}"
     return parent or message_name or "the config"
 
 
 def unknown_field(name, descriptor, ctx, loc):
     hint = LEGACY_HINTS.get(name) if descriptor.name == "LayerParameter" else None
     hint = hint or suggest(name, [f.name for f in descriptor.fields])
-    return ConfigError(f"unknown field '{name}' in {ctx} ({loc}){hint}")
+    return ConfigError(f"unknown field {quoted(name)} in {ctx} ({loc}){hint}")
 
 
 def unknown_enum(value, field_name, enum_descriptor, ctx, loc):
     names = [v.name for v in enum_descriptor.values]
     hint = suggest(value, names) or f"; one of {', '.join(names)}"
-    return ConfigError(f"unknown value '{value}' for '{field_name}' in {ctx} ({loc}){hint}")
+    return ConfigError(f"unknown value {quoted(value)} for '{field_name}' in {ctx} "
+                       f"({loc}){hint}")
 
 
 def bad_value(field_name, detail, ctx, loc):
@@ -139,9 +134,9 @@ def prototxt_error(exc, text, filename, message_name):
     detail = re.sub(r"^\d+:\d+ : ", "", str(exc))
     lines = text.splitlines()
     source = lines[line - 1] if 0 < line <= len(lines) else ""
-    for quoted in (f"'{source}': ", f"'{source.strip()}': "):
-        if detail.startswith(quoted):
-            detail = detail[len(quoted):]
+    for prefix in (f"'{source}': ", f"'{source.strip()}': "):
+        if detail.startswith(prefix):
+            detail = detail[len(prefix):]
     layer, parent = enclosing(text, line, column)
     ctx, loc = context(layer, parent, message_name), where(filename, line or None)
     for pattern, kind in _PROTO_MESSAGES:
@@ -153,7 +148,7 @@ def prototxt_error(exc, text, filename, message_name):
         if kind == "field":
             return unknown_field(item, _message(type_name), ctx, loc)
         if kind == "twice":
-            return ConfigError(f"'{item}' given twice in {ctx} ({loc}); it takes one value")
+            return ConfigError(f"{quoted(item)} given twice in {ctx} ({loc}); it takes one value")
         enum = pb.DESCRIPTOR.pool.FindEnumTypeByName(type_name)
         return unknown_enum(item, field or "?", enum, ctx, loc)
     if detail.startswith(_VALUE_ERRORS):
@@ -173,17 +168,6 @@ def _field_before(source, column):
     return found[-1] if found else None
 
 
-def json_line(text, key, layer=None):
-    """Best line for `"key":` in JSON text (after the layer's "name" when given), else None."""
-    start = 0
-    if layer is not None:
-        named = re.search(r'"name"\s*:\s*"' + re.escape(str(layer)) + '"', text)
-        start = named.start() if named else 0
-    pattern = re.compile('"' + re.escape(str(key)) + r'"\s*:')
-    hit = pattern.search(text, start) or pattern.search(text)
-    return text.count("\n", 0, hit.start()) + 1 if hit else None
-
-
 def prototxt_top_keys(text):
     """The field names used at the top level of a prototxt (to tell a solver from a net)."""
     keys, depth, prev = set(), 0, None
@@ -199,100 +183,6 @@ def prototxt_top_keys(text):
 
 
 # ---- YAML/JSON trees checked against the schema -----------------------------------------
-
-class Plain:
-    """A plain YAML scalar that YAML resolved to a non-string (5, 1.0, true, null, a date);
-    string fields take its text as written."""
-
-    __slots__ = ("value", "text")
-
-    def __init__(self, value, text):
-        self.value, self.text = value, text
-
-
-def load_yaml(text, filename):
-    """(tree, locate) for YAML text; locate(path, layer) -> the line of a key path."""
-    loader = yaml.SafeLoader(text)
-    lines = {}
-    try:
-        node = loader.get_single_node()
-        tree = None if node is None else _yaml_tree(loader, node, (), lines, filename)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        loc = where(filename, mark.line + 1 if mark else None)
-        problem = exc.problem or exc.context
-        hint = "; check the indentation" if "block" in str(problem) else ""
-        raise ConfigError(f"YAML syntax error ({loc}): {problem}{hint}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"YAML syntax error ({filename}): {exc}") from None
-    finally:
-        loader.dispose()
-
-    def locate(path, layer):
-        while path and path not in lines:
-            path = path[:-1]
-        return lines.get(path)
-
-    return tree, locate
-
-
-def _yaml_tree(loader, node, path, lines, filename):
-    """Python values from a composed YAML node, recording the line of every key and item."""
-    lines.setdefault(path, node.start_mark.line + 1)
-    if len(path) > 64:
-        raise ConfigError(f"{filename}: nesting too deep (a recursive YAML alias?)")
-    if isinstance(node, yaml.SequenceNode):
-        return [_yaml_tree(loader, item, path + (i,), lines, filename)
-                for i, item in enumerate(node.value)]
-    if isinstance(node, yaml.MappingNode):
-        explicit = sum(key.tag != "tag:yaml.org,2002:merge" for key, _ in node.value)
-        loader.flatten_mapping(node)  # `<<: *defaults` merge keys; explicit keys come last
-        first_explicit = len(node.value) - explicit
-        out, seen = {}, set()
-        for i, (key_node, value_node) in enumerate(node.value):
-            line = key_node.start_mark.line + 1
-            if not isinstance(key_node, yaml.ScalarNode):
-                raise ConfigError(f"{where(filename, line)}: a key must be a field name")
-            key = key_node.value
-            if key in seen:
-                raise ConfigError(f"'{key}' given twice ({where(filename, line)}); a repeated "
-                                  f"field takes a list: {key}: [a, b]")
-            if i >= first_explicit:
-                seen.add(key)
-            sub = path + (key,)
-            if key in out:  # a merged value overridden by an explicit one
-                for stale in [p for p in lines if p[:len(sub)] == sub]:
-                    del lines[stale]
-            lines[sub] = line
-            out[key] = _yaml_tree(loader, value_node, sub, lines, filename)
-        return out
-    value = loader.construct_object(node, deep=True)
-    return value if isinstance(value, str) or node.style else Plain(value, node.value)
-
-
-def load_json(text, filename):
-    """(tree, locate) for JSON text; lines are found by searching for the key."""
-    def pairs(items):
-        out = {}
-        for key, value in items:
-            if key in out:
-                raise ConfigError(f"'{key}' given twice in an object ({filename}); a repeated "
-                                  "field takes a list")
-            out[key] = value
-        return out
-
-    try:
-        tree = json.loads(text, object_pairs_hook=pairs) if text.strip() else None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"JSON syntax error ({where(filename, exc.lineno)}): {exc.msg}") \
-            from None
-
-    def locate(path, layer):
-        keys = [p for p in path if isinstance(p, str)]
-        return json_line(text, keys[-1], layer) if keys else None
-
-    return tree, locate
-
 
 def show(value):
     """A value as an error message quotes it."""

@@ -6,7 +6,7 @@ from math import prod
 import numpy as np
 
 from ..runtime import get_array_module
-from .dft_conv import DftPlan
+from .dft_conv import DftPlan, plan_fits
 
 # A 2-D convolution with stride 1 runs through the DFT when that needs fewer than this
 # fraction of im2col's multiply-adds (its GEMMs are smaller and complex).
@@ -21,7 +21,8 @@ class DftRoute:
         """A DftPlan when the DFT route applies (2-D, stride 1, no dilation or groups, NumPy)
         and needs under DFT_BELOW of im2col's multiply-adds; else None."""
         if (self.num_spatial != 2 or self.group != 1 or set(self.stride) != {1}
-                or set(self.dilation) != {1} or get_array_module(x) is not np):
+                or set(self.dilation) != {1} or get_array_module(x) is not np
+                or not plan_fits(self.in_spatial, self.kernel, self.pad)):
             return None
         plan = getattr(self, "dft_cached", None)
         if plan is None or (plan.h, plan.w) != self.in_spatial or plan.real != x.dtype:

@@ -24,6 +24,24 @@ import numpy as np
 
 from ..runtime import get_array_module, matmul, parallel, stacked_matmul
 
+# The route is for small images: beyond this many transform-matrix elements (128 MiB complex)
+# im2col is used, so a large pad or input never builds a plan bigger than the data.
+MAX_PLAN_ELEMENTS = 2**24
+
+
+def plan_fits(in_size, kernel, pad):
+    """Whether a DftPlan applies to this 2-D geometry: non-empty input and output (a kernel
+    wider than the padded input has no output, e.g. a Deconvolution's geometry read as a
+    Convolution's) and transform matrices of at most MAX_PLAN_ELEMENTS."""
+    (h, w), (kh, kw), (ph, pw) = in_size, kernel, pad
+    lh, lw = h + 2 * ph, w + 2 * pw
+    p, q = lh - kh + 1, lw - kw + 1
+    if min(h, w, p, q) <= 0:
+        return False
+    freq = lw // 2 + 1
+    elements = 2 * lh * (p + h + kh) + 4 * freq * (w + kw + q)
+    return elements <= MAX_PLAN_ELEMENTS
+
 
 class DftPlan:
     """The transform matrices of one convolution geometry; shared by its batch parts.
@@ -33,6 +51,8 @@ class DftPlan:
     """
 
     def __init__(self, channels, num_output, in_size, kernel, pad, dtype=np.float32):
+        if not plan_fits(in_size, kernel, pad):
+            raise ValueError(f"no DFT plan for input {in_size}, kernel {kernel}, pad {pad}")
         self.channels, self.num_output = channels, num_output
         (self.h, self.w), (kh, kw), (ph, pw) = in_size, kernel, pad
         self.lh, self.lw = self.h + 2 * ph, self.w + 2 * pw

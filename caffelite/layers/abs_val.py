@@ -12,10 +12,7 @@ class AbsValLayer(NeuronLayer):
     and so do we. AbsVal has no parameter message.
     """
 
-    def layer_setup(self, bottom, top):
-        if top[0] is bottom[0]:
-            raise self.error("AbsVal does not allow in-place computation; give the top its own "
-                             "name")
+    allow_in_place = False
 
     def forward(self, bottom, top):
         xp = get_array_module(bottom[0].data)

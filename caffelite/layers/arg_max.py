@@ -30,6 +30,9 @@ class ArgMaxLayer(Layer):
     def reshape(self, bottom, top):
         param = self.layer_param.argmax_param
         shape = bottom[0].shape
+        if not shape:
+            raise self.error("bottom is a scalar (0 axes); ArgMax ranks the values of each "
+                             "item along an axis: give the bottom at least one axis")
         if self.has_axis:
             try:
                 self.axis = bottom[0].canonical_axis_index(param.axis)
@@ -53,6 +56,8 @@ class ArgMaxLayer(Layer):
     def forward(self, bottom, top):
         xp = get_array_module(bottom[0].data)
         x = bottom[0].data
+        if x.size == 0:
+            return  # an empty batch: an empty top
         if not self.has_axis:
             x = x.reshape(x.shape[0], -1)  # (N, count(1))
         axis = self.axis if self.has_axis else 1

@@ -22,6 +22,8 @@ class BatchNormLayer(Layer):
     statistics it is dy / sqrt(var + eps). No parameter gradients.
     """
 
+    allow_in_place = True
+
     exact_num_bottom_blobs = 1
     exact_num_top_blobs = 1
 
@@ -32,6 +34,9 @@ class BatchNormLayer(Layer):
         if param.HasField("use_global_stats"):
             self.use_global_stats = bool(param.use_global_stats)
         self.eps = float(param.eps)
+        if bottom[0].num_axes == 0:
+            raise self.error("bottom is a scalar (0 axes); BatchNorm normalises each channel "
+                             "over a batch: give the bottom at least one axis")
         self.channels = 1 if bottom[0].num_axes == 1 else bottom[0].shape[1]
         if not self.blobs:
             self.blobs = [self.new_param_blob((self.channels,)),
@@ -54,6 +59,9 @@ class BatchNormLayer(Layer):
         if bottom[0].num_axes > 1 and bottom[0].shape[1] != self.channels:
             raise self.error(f"bottom has {bottom[0].shape[1]} channels (shape "
                              f"{bottom[0].shape}), the statistics blobs have {self.channels}")
+        if bottom[0].count() == 0 and self.channels and not self.use_global_stats:
+            raise self.error(f"bottom shape {bottom[0].shape} has no values to compute batch "
+                             "statistics from (Caffe would divide by zero)")
         if top[0] is not bottom[0]:
             top[0].reshape_like(bottom[0])
 
@@ -64,6 +72,8 @@ class BatchNormLayer(Layer):
 
     def forward(self, bottom, top):
         xp = get_array_module(bottom[0].data)
+        if bottom[0].count() == 0:
+            return  # nothing to normalise: 0 channels, or global statistics on no values
         x = self._view(bottom[0].data)  # (N, C, S)
         if self.use_global_stats:
             s = float(self.blobs[2].data[0])
@@ -88,7 +98,7 @@ class BatchNormLayer(Layer):
         self.x_norm = None if self.use_global_stats else y.copy()
 
     def backward(self, top, propagate_down, bottom):
-        if not propagate_down[0]:
+        if not propagate_down[0] or bottom[0].count() == 0:
             return
         dy = self._view(top[0].diff)
         dx = self._view(bottom[0].diff)

@@ -17,6 +17,9 @@ class BatchReindexLayer(Layer):
     exact_num_top_blobs = 1
 
     def reshape(self, bottom, top):
+        if bottom[0].num_axes == 0:
+            raise self.error("bottom[0] is a scalar; BatchReindex picks items along its first "
+                             "axis")
         if bottom[1].num_axes != 1:
             raise self.error(f"the index bottom must be 1-D, got shape {bottom[1].shape}")
         top[0].reshape(bottom[1].shape[:1] + bottom[0].shape[1:])

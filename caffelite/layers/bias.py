@@ -50,6 +50,8 @@ class BiasLayer(Layer):
     default constant 0. db accumulates into the blob, or overwrites bottom[1].diff.
     """
 
+    allow_in_place = True
+
     min_bottom_blobs = 1
     max_bottom_blobs = 2
     exact_num_top_blobs = 1

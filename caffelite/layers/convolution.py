@@ -99,6 +99,9 @@ class ConvolutionLayer(BatchLastRoute, PerImageRoute, DftRoute, Layer):
         param = self.layer_param.convolution_param
         setup_conv_axes(self, bottom[0], param)
         self.channels = bottom[0].shape[self.channel_axis]
+        if self.channels == 0:
+            raise self.error(f"bottom {bottom[0].shape} has 0 channels on axis "
+                             f"{self.channel_axis}; a convolution needs at least one")
         self.num_output, self.group = int(param.num_output), int(param.group)
         if self.num_output <= 0:
             raise self.error("convolution_param.num_output must be set (> 0)")
@@ -149,9 +152,9 @@ class ConvolutionLayer(BatchLastRoute, PerImageRoute, DftRoute, Layer):
         self.num = bottom[0].count(0, axis)
         self.in_spatial = shape[axis + 1:]
         self.out_spatial = self.output_spatial(self.in_spatial)
-        self.dft = self.dft_plan(bottom[0].data)
         for blob in top:
             blob.reshape(shape[:axis] + (self.num_output,) + self.out_spatial)
+        self.dft = self.dft_plan(bottom[0].data)
 
     def chunks(self, per_image, start=0, stop=None):
         """Batch ranges [n0, n1) of [start, stop) whose column buffer fits COL_BUFFER_ELEMENTS."""

@@ -22,6 +22,9 @@ class DeconvolutionLayer(ConvolutionLayer):
     def weight_shape(self):
         return (self.channels, self.num_output // self.group) + self.kernel
 
+    def dft_plan(self, x):
+        return None  # the DFT route is Convolution's forward; this layer runs its transpose
+
     def output_spatial(self, spatial):
         out = deconv_out_size(spatial, self.kernel, self.pad, self.stride, self.dilation)
         if min(out) <= 0:

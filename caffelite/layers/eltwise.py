@@ -20,6 +20,12 @@ class EltwiseLayer(Layer):
     min_bottom_blobs = 2
     exact_num_top_blobs = 1
 
+    @property
+    def allow_in_place(self):
+        # SUM and MAX read each bottom before writing the top; PROD's gradient reads the
+        # bottoms that in-place use overwrites.
+        return self.layer_param.eltwise_param.operation != PROD
+
     def layer_setup(self, bottom, top):
         param = self.layer_param.eltwise_param
         self.op = param.operation

@@ -1,6 +1,8 @@
 """Exp: y = base ^ (shift + scale * x), base e when base is -1."""
 import math
 
+import numpy as np
+
 from ..layer import NeuronLayer
 from ..registry import register_layer
 from ..runtime import get_array_module
@@ -22,10 +24,18 @@ class ExpLayer(NeuronLayer):
         log_base = 1.0 if base == -1 else math.log(base)
         self.inner_scale = log_base * float(param.scale)
         shift = float(param.shift)
-        if shift == 0:
-            self.outer_scale = 1.0
-        else:
-            self.outer_scale = math.exp(shift) if base == -1 else base ** shift
+        try:
+            self.outer_scale = 1.0 if shift == 0 else (
+                math.exp(shift) if base == -1 else base ** shift)
+        except OverflowError:
+            self.outer_scale = math.inf
+        largest = float(np.finfo(self.dtype).max)
+        for name, value in (("base^shift", self.outer_scale),
+                            ("ln(base)·scale", self.inner_scale)):
+            if not abs(value) <= largest:  # NaN too
+                raise self.error(f"exp_param: {name} = {value:g} does not fit a "
+                                 f"{self.dtype.name} (base {base:g}, shift {shift:g}, scale "
+                                 f"{float(param.scale):g}); every output would be inf or NaN")
 
     def forward(self, bottom, top):
         xp = get_array_module(bottom[0].data)

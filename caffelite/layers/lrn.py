@@ -12,11 +12,14 @@ def window_sum(a, size, axis):
     window is symmetric, so this operator is its own adjoint (backward reuses it).
     """
     xp = get_array_module(a)
+    length = a.shape[axis]
+    # A window wider than 2·length − 1 covers the whole axis from every position, as that one
+    # does: the same sums without a local_size of 2^32 − 1 worth of padding and slices.
+    size = min(size, max(1, 2 * length - 1))
     pad = (size - 1) // 2
     widths = [(0, 0)] * a.ndim
     widths[axis] = (pad, pad)
     padded = xp.pad(a, widths)
-    length = a.shape[axis]
     index = [slice(None)] * a.ndim
     out = None
     for offset in range(size):
@@ -35,6 +38,8 @@ class LRNLayer(Layer):
     Both: y = x · s^(-beta), and dx = dy · s^(-beta) - 2·alpha·beta/D · x · Σ_window(dy·y/s)
     with D = n (across) or n² (within). local_size must be odd. No blobs.
     """
+
+    allow_in_place = True
 
     exact_num_bottom_blobs = 1
     exact_num_top_blobs = 1

@@ -13,6 +13,8 @@ class MVNLayer(Layer):
     dx = (dy - mean(dy) - y·mean(dy·y)) / σ' (exact up to eps); mean only: dx = dy - mean(dy).
     """
 
+    allow_in_place = True
+
     exact_num_bottom_blobs = 1
     exact_num_top_blobs = 1
 

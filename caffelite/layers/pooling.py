@@ -80,7 +80,7 @@ class PoolingLayer(Layer):
             if min(self.kernel) <= 0:
                 raise self.error(f"kernel dimensions must be nonzero, got {self.kernel}")
         self.pad = _pair(param, "pad", 0, self)
-        self.stride = _pair(param, "stride", 1, self)
+        self.stride = self.param_stride = _pair(param, "stride", 1, self)
         if min(self.stride) <= 0:
             raise self.error(f"stride must be nonzero, got {self.stride}")
         if self.global_pooling and (self.pad != (0, 0) or self.stride != (1, 1)):
@@ -103,6 +103,10 @@ class PoolingLayer(Layer):
         self.num = num
         if self.global_pooling:
             self.kernel = (height, width)
+        # A stride beyond the padded input plus the kernel leaves the same single window:
+        # bound it so the kernels never step by, e.g., 2^32 - 1 (the output is unchanged).
+        self.stride = tuple(min(s, size + 2 * p + k) for s, size, p, k in zip(
+            self.param_stride, (height, width), self.pad, self.kernel))
         self.out_size = tuple(pool_out_size(size, k, p, s, self.ceil_mode) for size, k, p, s
                               in zip((height, width), self.kernel, self.pad, self.stride))
         if min(self.out_size) <= 0:
@@ -123,6 +127,8 @@ class PoolingLayer(Layer):
     def forward(self, bottom, top):
         x, geometry = bottom[0].data, (self.kernel, self.pad, self.stride, self.out_size)
         self.mask, self.tracks = None, {}
+        if x.size == 0:
+            return  # no images or no channels: the top is empty too, as in Caffe
         if self.method == P.MAX and compiled_for(x):
             self.mask = self.compiled_max(x, top[0].data, self.phase == pb.TRAIN or len(top) > 1)
             if len(top) > 1:
@@ -165,7 +171,7 @@ class PoolingLayer(Layer):
         return mask if track else None
 
     def backward(self, top, propagate_down, bottom):
-        if not propagate_down[0]:
+        if not propagate_down[0] or bottom[0].count() == 0:
             return
         dtop, shape, dx = top[0].diff, bottom[0].shape, bottom[0].diff
         geometry = (self.kernel, self.pad, self.stride)

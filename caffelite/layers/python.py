@@ -1,12 +1,15 @@
 """Python: a user's layer class, python_param { module layer param_str }, run as any other layer."""
 import importlib
 import importlib.util
+import logging
 import os
 import sys
 
 from ..blob import Blob
 from ..layer import Layer
 from ..registry import register_layer, suggest
+
+logger = logging.getLogger("caffelite")
 
 
 class BlobVec(list):
@@ -44,9 +47,19 @@ def _is_missing(exc, name):
 
 
 def import_user_module(layer, name):
-    """The module python_param.module names: a .py path, or a module on sys.path / the cwd."""
-    hint = ("put its directory on PYTHONPATH, run from the directory holding it, or give "
-            "python_param.module as a path to the .py file (relative to the net file)")
+    """The module python_param.module names, its file logged: a .py path (the net file's
+    directory was applied when the net was read: formats.config.resolve_module), or a module
+    on sys.path, then in the working directory. Nowhere else is searched."""
+    module = _import_user_module(layer, name)
+    where = getattr(module, "__file__", None) or "(built in)"
+    logger.info("Python layer '%s': module '%s' from %s", layer.name, name, where)
+    return module
+
+
+def _import_user_module(layer, name):
+    hint = ("put it beside the net file or in the working directory, put its directory on "
+            "PYTHONPATH, or give python_param.module as the path of the .py file (relative "
+            "to the net file)")
     try:
         if name.endswith(".py") or os.sep in name or "/" in name:
             path = os.path.abspath(name)
@@ -88,6 +101,8 @@ class PythonLayer(Layer):
     (`count()` is a method; `.data`, `.diff`, `.shape`, `.num`, `reshape(*shape)` as in
     pycaffe). Default loss weight 0: a Python loss layer says `loss_weight: 1`, as in Caffe.
     """
+
+    allow_in_place = True
 
     def layer_setup(self, bottom, top):
         param = self.layer_param.python_param

@@ -19,6 +19,8 @@ class ScaleLayer(Layer):
     ds accumulates into the blob, or overwrites bottom[1].diff.
     """
 
+    allow_in_place = True
+
     min_bottom_blobs = 1
     max_bottom_blobs = 2
     exact_num_top_blobs = 1

@@ -15,6 +15,8 @@ def softmax_axis(layer, blob, axis):
 def softmax(x, axis, out=None):
     """Max-subtracted softmax of x along axis (into `out` when given; out may be x)."""
     xp = get_array_module(x)
+    if x.size == 0:  # an axis of length 0: nothing to normalise (a max has no identity)
+        return x.copy() if out is None else out
     shifted = x - x.max(axis=axis, keepdims=True)
     if out is None:
         out = shifted
@@ -31,6 +33,8 @@ class SoftmaxLayer(Layer):
 
     Safe in place: backward reads only the top data, dx = (dy - Σ_c dy·y) · y.
     """
+
+    allow_in_place = True
 
     exact_num_bottom_blobs = 1
     exact_num_top_blobs = 1

@@ -37,8 +37,11 @@ class SPPLayer(Layer):
         if self.height < 1:
             raise self.error("spp_param.pyramid_height must be set (>= 1)")
         self.method = param.pool
-        self.ws = [Workspace() for _ in range(self.height)]
-        self.masks = [None] * self.height
+        # No input reaches level 33 (2^32 bins a side exceed any blob dimension, and reshape
+        # refuses a level whose bins outnumber the pixels), so pyramid_height 2^31 - 1 never
+        # builds its lists.
+        self.ws = [Workspace() for _ in range(min(self.height, 33))]
+        self.masks = [None] * min(self.height, 33)
 
     def _level(self, level, height, width):
         """(kernel, pad, stride, out_size) of one pyramid level."""
@@ -59,6 +62,9 @@ class SPPLayer(Layer):
             raise self.error(f"bottom must have 4 axes (num, channels, height, width); got "
                              f"{bottom[0].shape}")
         num, channels, height, width = bottom[0].shape
+        if min(height, width) == 0:
+            raise self.error(f"bottom {bottom[0].shape} has an empty image ({height}x{width}); "
+                             "a pyramid level pools at least one pixel per bin")
         self.levels = [self._level(level, height, width) for level in range(self.height)]
         if self.height == 1:
             top[0].reshape((num, channels) + self.levels[0][3])
@@ -66,6 +72,8 @@ class SPPLayer(Layer):
             top[0].reshape(num, sum(channels * o[0] * o[1] for *_, o in self.levels))
 
     def forward(self, bottom, top):
+        if bottom[0].count() == 0:
+            return  # no images or no channels: an empty top
         x, num = bottom[0].data, bottom[0].shape[0]
         y, start = top[0].data.reshape(num, -1), 0
         for level, (kernel, pad, stride, out) in enumerate(self.levels):
@@ -83,7 +91,7 @@ class SPPLayer(Layer):
             start += pooled[0].size
 
     def backward(self, top, propagate_down, bottom):
-        if not propagate_down[0]:
+        if not propagate_down[0] or bottom[0].count() == 0:
             return
         shape, num = bottom[0].shape, bottom[0].shape[0]
         dy, start = top[0].diff.reshape(num, -1), 0

@@ -1,6 +1,7 @@
 """Adam: m = β1·m + (1-β1)·g; v = β2·v + (1-β2)·g²; w -= η·sqrt(1-β2^t)/(1-β1^t)·m/(sqrt(v)+δ)."""
 import math
 
+from ..errors import SolverError
 from ..registry import SOLVERS
 from .solver import Solver
 
@@ -15,6 +16,15 @@ class AdamSolver(Solver):
 
     type = "Adam"
     history_per_param = 2
+
+    def check_param(self, param):
+        super().check_param(param)
+        # β1 = 1 divides by 1 - β1^t = 0, β2 > 1 takes the root of a negative number.
+        for name, symbol in (("momentum", "β1"), ("momentum2", "β2")):
+            value = getattr(param, name)
+            if not 0 <= value < 1:
+                raise SolverError(f"{self.source}: Adam's {name} ({symbol}) must lie in "
+                                  f"[0, 1), got {value:g}")
 
     def compute_update_value(self, param_id, rate, part=slice(None)):
         diff = self.part(self.learnable_params[param_id].diff, part)

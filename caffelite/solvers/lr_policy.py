@@ -5,6 +5,8 @@ import math
 from ..errors import SolverError
 from ..registry import LR_POLICIES, suggest
 
+_FLT_MAX = 3.4028234663852886e38
+
 # Each policy is `policy(param, it, current_step) -> (rate, current_step)`: `it` is the number of
 # updates done so far (the iter *before* the increment) and current_step is the solver state that
 # `step` and `multistep` advance (it is saved in the .solverstate).
@@ -45,8 +47,10 @@ def multistep(param, it, current_step):
 
 @LR_POLICIES.register("poly")
 def poly(param, it, current_step):
-    """base_lr · (1 - iter/max_iter)^power."""
-    return param.base_lr * math.pow(1.0 - it / param.max_iter, param.power), current_step
+    """base_lr · (1 - iter/max_iter)^power; past max_iter (more steps asked of the solver) the
+    base stays 0 rather than a negative number to a fractional power (NaN in Caffe)."""
+    return param.base_lr * math.pow(max(0.0, 1.0 - it / param.max_iter), param.power), \
+        current_step
 
 
 @LR_POLICIES.register("sigmoid")
@@ -58,8 +62,24 @@ def sigmoid(param, it, current_step):
 
 
 def learning_rate(param, it, current_step):
-    """(rate, new current_step) of `param.lr_policy` at update `it`."""
-    return LR_POLICIES.get(param.lr_policy)(param, it, current_step)
+    """(rate, new current_step) of `param.lr_policy` at update `it`; a SolverError when the
+    parameters give no finite rate there."""
+    try:
+        rate, step = LR_POLICIES.get(param.lr_policy)(param, it, current_step)
+    except (OverflowError, ValueError, ZeroDivisionError) as exc:
+        rate, step = math.nan, current_step
+        detail = f" ({exc})"
+    else:
+        detail = ""
+    if not abs(rate) <= _FLT_MAX:  # NaN too; the rate scales float32 gradients
+        raise SolverError(f"lr_policy '{param.lr_policy}' gives no finite learning rate at "
+                          f"iteration {it}{detail}: {_policy_numbers(param)}")
+    return rate, step
+
+
+def _policy_numbers(param):
+    names = ("base_lr", "gamma", "power", "stepsize", "max_iter")
+    return ", ".join(f"{name} {getattr(param, name):g}" for name in names)
 
 
 def did_you_mean(name, names):
@@ -85,3 +105,26 @@ def check_lr_policy(param, where="solver"):
         raise SolverError(f"{where}: lr_policy '{policy}' needs gamma >= 0 (got {param.gamma})")
     if policy == "poly" and param.max_iter <= 0:
         raise SolverError(f"{where}: lr_policy 'poly' needs max_iter > 0")
+    if policy in ("poly", "inv") and not param.power >= 0:
+        # A negative power makes the rate grow without bound (poly: infinite at max_iter,
+        # where the final snapshot records it).
+        raise SolverError(f"{where}: lr_policy '{policy}' needs power >= 0 (got "
+                          f"{param.power:g})")
+    for name in ("base_lr", "gamma", "power"):
+        if not math.isfinite(getattr(param, name)):
+            raise SolverError(f"{where}: {name} is {getattr(param, name)}; give a finite number")
+    _check_rates(param, where)
+
+
+def _check_rates(param, where):
+    """The rate at the first and last iteration (and each multistep boundary) is finite: exp
+    with gamma > 1 overflows long before max_iter, a step policy's gamma^k may too."""
+    its = {0, max(0, param.max_iter)}
+    if param.lr_policy == "step" and param.stepsize > 0:
+        its.add(max(0, param.max_iter) // param.stepsize * param.stepsize)
+    steps = len(param.stepvalue) if param.lr_policy == "multistep" else 0
+    for it in sorted(its):
+        try:
+            learning_rate(param, it, steps if it else 0)
+        except SolverError as exc:
+            raise SolverError(f"{where}: {exc}; check the lr policy's parameters") from None

@@ -7,13 +7,11 @@ NetParameter whose layers have names or types; a .solverstate is a SolverState (
 learned_net) with no unknown fields; a .binaryproto is one BlobProto whose data fits its shape.
 HDF5 snapshots are recognised by their signature and summarised with h5py when it is installed.
 """
-import json
 import os
 import re
 from dataclasses import dataclass, field
 
 import numpy as np
-import yaml
 from google.protobuf import text_format
 from google.protobuf.message import DecodeError
 
@@ -102,9 +100,11 @@ def _parses(text, syntax):
             except text_format.ParseError:
                 pass
         return False
+    from ..formats.config_errors import load_json, load_yaml
+
     try:
-        tree = json.loads(text) if syntax == "json" else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError):
+        tree, _ = (load_json if syntax == "json" else load_yaml)(text, "<config>")
+    except CaffeliteError:
         return False
     return isinstance(tree, dict)
 
@@ -250,6 +250,10 @@ def _read_config(report, parsed, kind):
     return message
 
 
+class _NotBuilt(Exception):
+    """The net is described without being built (its reason is the message)."""
+
+
 def _net(report, parsed, raw):
     from ..formats.config import resolve_net_paths
     from ..net_filter import layer_included
@@ -271,13 +275,19 @@ def _net(report, parsed, raw):
             others.append(f"{lp.name} ({_phase_rules(lp)})")
     report.lines.append(f"{plural(len(param.layer), 'layer')}; {len(kept.layer)} in phase TEST"
                         + (f"; not in TEST: {', '.join(others)}" if others else ""))
+    python = [f"'{lp.name}' (module '{lp.python_param.module}')" for lp in kept.layer
+              if lp.type == "Python"]
     try:
+        if python:  # building would import and run the module: inspect never runs code
+            raise _NotBuilt(f"shapes unavailable: Python layer {', '.join(python)}: inspect "
+                            "does not import its code (`caffelite time` builds the net)")
         from ..net import Net
 
         net = Net(resolve_net_paths(param, report.path), phase=pb.TEST)
     except Exception as exc:  # best effort: a missing data source still leaves the layer list
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        report.lines.append(f"shapes unavailable: the TEST net does not build here ({first})")
+        report.lines.append(first if isinstance(exc, _NotBuilt) else
+                            f"shapes unavailable: the TEST net does not build here ({first})")
         rows = [[lp.name, lp.type, f"{', '.join(lp.bottom)} -> {', '.join(lp.top)}".strip()]
                 for lp in kept.layer]
         report.lines += _table(rows, ["layer", "type", "bottom -> top"])
