@@ -56,6 +56,19 @@ def check_blob_size(shape, dtype=np.float32, what="a blob"):
                             "parameters and its inputs")
 
 
+class Count(int):
+    """Blob.count: pycaffe reads it as a number (`blob.count`), Caffe's C++ and caffelite's
+    layers call it (`blob.count(1)`, the product of dims [1, end)); one object serves both."""
+
+    def __new__(cls, shape):
+        count = super().__new__(cls, math.prod(shape))
+        count.shape = tuple(shape)
+        return count
+
+    def __call__(self, start=0, end=None):
+        return int(math.prod(self.shape[start:end]))
+
+
 class Blob:
     """data and diff of one shape; pycaffe's `.data`, `.diff`, `.shape`, `.reshape(*shape)`.
 
@@ -101,9 +114,11 @@ class Blob:
     def num_axes(self):
         return self._data.ndim
 
-    def count(self, start=0, end=None):
-        """Product of dims [start, end) (Caffe's count(start, end)); all dims by default."""
-        return int(math.prod(self.shape[start:end]))
+    @property
+    def count(self):
+        """The number of values: an int, as pycaffe's `blob.count`, that can also be called
+        as Caffe's count(start, end), the product of dims [start, end)."""
+        return Count(self.shape)
 
     def canonical_axis_index(self, axis):
         """A non-negative axis index; negative axes count from the end as in Caffe."""

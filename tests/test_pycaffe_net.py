@@ -281,3 +281,13 @@ def test_net_surgery_editing_parameters(tmp_path):
     for k, (kernel, bias) in enumerate(zip(kernels, [1, 0, 0])):
         reference = cv2.filter2D(im.astype(np.float32), -1, kernel)[2:-2, 2:-2] + bias
         np.testing.assert_allclose(out[k], reference, rtol=1e-5, atol=1e-5)
+
+
+def test_blob_count_is_pycaffes_number_and_caffes_method():
+    from caffelite.blob import Blob
+
+    blob = Blob((2, 3, 4, 5))
+    assert blob.count == 120 and blob.count + 0 == 120  # pycaffe: a number
+    assert blob.count() == 120 and blob.count(1) == 60 and blob.count(1, 3) == 12  # Caffe's
+    assert isinstance(blob.count(2), int) and str(blob.count) == "120"
+    assert Blob(()).count == 1 and Blob((0, 4)).count == 0
