@@ -58,3 +58,26 @@ def test_a_bad_label_is_named_as_the_data_holds_it(tmp_path, layer_type, label, 
         net.forward()
     assert message in str(error.value) and "judge" in str(error.value)
     assert "-9223372036854775808" not in str(error.value)
+
+
+def test_control_characters_from_a_damaged_file_are_escaped_in_the_error_line(tmp_path,
+                                                                             monkeypatch):
+    """A .solverstate naming a weights file with ESC and NUL in it: the error line shows them
+    as escapes instead of sending them to the terminal."""
+    from pathlib import Path
+
+    import caffelite
+    from caffelite.proto import caffelite_pb2 as pb
+
+    config = Path(__file__).resolve().parents[1] / "configs" / "lenet" / "lenet.yaml"
+    monkeypatch.chdir(tmp_path)
+    solver = caffelite.get_solver(str(config))
+    _, state_path = solver.snapshot()
+    state = pb.SolverState.FromString(Path(state_path).read_bytes())
+    state.learned_net = "w\x1b[2J\x00.caffemodel"
+    Path(state_path).write_bytes(state.SerializeToString())
+    result = CliRunner().invoke(main, ["train", str(config), "--snapshot", state_path])
+    assert result.exit_code == 2
+    line = result.output.strip().splitlines()[-1]
+    assert line.startswith("caffelite: error: ") and "w\\x1b[2J\\x00.caffemodel" in line
+    assert "\x1b" not in result.output and "\x00" not in result.output

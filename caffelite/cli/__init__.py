@@ -12,6 +12,12 @@ import click
 from ..errors import CaffeliteError
 
 
+def printable(message):
+    """The message with control characters (a NUL or ESC from a damaged file's bytes) shown
+    as escapes, so an error line can neither hide text nor drive the terminal."""
+    return "".join(c if c.isprintable() or c in "\n\t" else repr(c)[1:-1] for c in str(message))
+
+
 class CaffeliteGroup(click.Group):
     """Finds subcommands by module name and turns CaffeliteError into one line + exit 2."""
 
@@ -28,10 +34,11 @@ class CaffeliteGroup(click.Group):
         try:
             return super().invoke(ctx)
         except CaffeliteError as exc:
-            click.echo(f"caffelite: error: {exc}", err=True)
+            click.echo(f"caffelite: error: {printable(exc)}", err=True)
             sys.exit(2)
         except FileNotFoundError as exc:
-            click.echo(f"caffelite: error: {exc.filename or exc}: no such file", err=True)
+            click.echo(f"caffelite: error: {printable(exc.filename or exc)}: no such file",
+                       err=True)
             sys.exit(2)
 
 

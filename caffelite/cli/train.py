@@ -249,7 +249,7 @@ def command(config, solver_option, snapshot, weights, level, stage, sigint_effec
         line = ProgressLine(solver, sys.stderr) if progress else None
         if line:
             solver.add_callback(line)
-        board = tensorboard_callback(tensorboard_dir)
+        board = tensorboard_callback(tensorboard_dir) if root else None  # rank 0 writes
         if board:
             solver.add_callback(board)
         actions = SignalActions(sigint_effect, sighup_effect)
