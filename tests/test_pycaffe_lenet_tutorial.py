@@ -1,6 +1,7 @@
 """Caffe's "Solving in Python with LeNet" notebook (examples/01-learning-lenet.ipynb), its code
-as written for `import caffe`, run with `import caffelite as caffe` on the bundled digits. Only
-the data source (the bundled sample instead of an LMDB) and the iteration counts differ."""
+as written for `import caffe`, run with `import caffelite as caffe`: on LMDBs of the bundled
+digits, as the notebook reads MNIST, and on the bundled sample directly. Only the iteration
+counts (and, for the bundled sample, the data source) differ."""
 import numpy as np
 import pytest
 
@@ -27,11 +28,15 @@ random_seed: 1701
 """
 
 
-def lenet(source, batch_size):
+def lenet(lmdb, batch_size):
     # our version of LeNet: a series of linear and simple nonlinear transformations
     n = caffe.NetSpec()
-    n.data, n.label = L.Data(batch_size=batch_size, source=source,
-                             transform_param=dict(scale=1. / 255), ntop=2)
+    if lmdb.startswith("caffelite://"):  # the bundled sample
+        n.data, n.label = L.Data(batch_size=batch_size, source=lmdb,
+                                 transform_param=dict(scale=1. / 255), ntop=2)
+    else:  # the notebook's line
+        n.data, n.label = L.Data(batch_size=batch_size, backend=P.Data.LMDB, source=lmdb,
+                                 transform_param=dict(scale=1. / 255), ntop=2)
     n.conv1 = L.Convolution(n.data, kernel_size=5, num_output=20,
                             weight_filler=dict(type='xavier'))
     n.pool1 = L.Pooling(n.conv1, kernel_size=2, stride=2, pool=P.Pooling.MAX)
@@ -54,14 +59,29 @@ def test_in_place_relu_names_the_blob_not_the_attribute():
         "data", "conv1", "pool1", "conv2", "pool2", "fc1", "relu1", "score", "loss"]
 
 
+def mnist_lmdbs():
+    """mnist/mnist_{train,test}_lmdb from the bundled digits, keyed as convert_mnist_data."""
+    pytest.importorskip("lmdb", reason="the LMDB variant needs the lmdb package (data extra)")
+    from caffelite.data.datasets import write_datums
+    from caffelite.data.sources import load_source
+
+    for split in ("train", "test"):
+        images, labels = load_source(f"caffelite://mnist10k/{split}")
+        write_datums(f"mnist/mnist_{split}_lmdb", "lmdb", images, labels, "{:08d}")
+    return "mnist/mnist_train_lmdb", "mnist/mnist_test_lmdb"
+
+
 @pytest.mark.timeout(240)
-def test_lenet_tutorial_flow(tmp_path, monkeypatch):
+@pytest.mark.parametrize("data", ["lmdb", "bundled"])
+def test_lenet_tutorial_flow(tmp_path, monkeypatch, data):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "mnist").mkdir()
+    train, test = (mnist_lmdbs() if data == "lmdb"
+                   else ("caffelite://mnist10k/train", "caffelite://mnist10k/test"))
     with open('mnist/lenet_auto_train.prototxt', 'w') as f:
-        f.write(str(lenet('caffelite://mnist10k/train', 64)))
+        f.write(str(lenet(train, 64)))
     with open('mnist/lenet_auto_test.prototxt', 'w') as f:
-        f.write(str(lenet('caffelite://mnist10k/test', 100)))
+        f.write(str(lenet(test, 100)))
     with open('mnist/lenet_auto_solver.prototxt', 'w') as f:
         f.write(SOLVER)
 
