@@ -5,6 +5,7 @@ import pytest
 from dbfixtures import caffe_transform, forward, make_data_layer
 
 from caffelite.errors import NetError
+from tests.resume_check import check_exact_resume
 
 cv2 = pytest.importorskip("cv2")
 Image = pytest.importorskip("PIL.Image")
@@ -180,16 +181,8 @@ def test_k_iterations_and_resume_equal_n_straight_shuffled(image_list, tmp_path)
             pb.LayerParameter()))
         return Solver(param)
 
-    straight = solver("a")
-    straight.step(8)  # 24 images: past three reshuffles
-    first = solver("b")
-    first.step(3)
-    _, state = first.snapshot()
-    resumed = solver("c")
-    resumed.restore(state)
-    resumed.step(5)
-    for a, b in zip(straight.net.learnable_params, resumed.net.learnable_params):
-        np.testing.assert_array_equal(a.data, b.data)
+    # 24 images: past three reshuffles
+    straight, _, resumed = check_exact_resume(solver, total=8, first=3)
     np.testing.assert_array_equal(straight.net.blobs["label"].data,
                                   resumed.net.blobs["label"].data)
 

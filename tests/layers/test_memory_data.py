@@ -133,7 +133,8 @@ def test_bad_parameters_and_transform_warning(caplog):
 def test_solver_resume_is_bit_identical(tmp_path):
     """N iterations straight = K + snapshot + (set_input_arrays, restore) + N − K."""
     from caffelite.solvers import Solver
-    from tests.solvers.nets import params_of, solver_param
+    from tests.resume_check import check_exact_resume
+    from tests.solvers.nets import solver_param
 
     net = text_format.Parse(NET % "", pb.NetParameter())
     data, labels = arrays(10, seed=4)
@@ -144,14 +145,7 @@ def test_solver_resume_is_bit_identical(tmp_path):
         solver.net.set_input_arrays(data, labels)
         return solver
 
-    straight = make_solver("straight")
-    straight.step(7)
-    first = make_solver("first")
-    first.step(3)
-    _, state = first.snapshot()
-    resumed = make_solver("resumed")
-    resumed.restore(state)
-    assert resumed.net.layers[0].pos == 6
-    resumed.step(4)
-    for a, b in zip(params_of(straight), params_of(resumed)):
-        np.testing.assert_array_equal(a, b)
+    def position_restored(resumed):
+        assert resumed.net.layers[0].pos == 6
+
+    check_exact_resume(make_solver, total=7, first=3, before_steps=position_restored)

@@ -10,6 +10,7 @@ from caffelite.errors import NetError
 from caffelite.formats.binary import write_binaryproto
 from caffelite.proto import caffelite_pb2 as pb
 from tests.gradient_check import make_layer
+from tests.resume_check import check_exact_resume
 
 Image = pytest.importorskip("PIL.Image")
 cv2 = pytest.importorskip("cv2")
@@ -270,7 +271,7 @@ def test_solver_resume_is_bit_identical(window_file, tmp_path):
     """N iterations straight = K + snapshot + restore + N − K: the window and mirror draws
     continue from the saved random stream."""
     from caffelite.solvers import Solver
-    from tests.solvers.nets import params_of, solver_param
+    from tests.solvers.nets import solver_param
 
     net = text_format.Parse(f"""
       layer {{ name: "w" {layer_text(window_file, batch=4, crop=8,
@@ -284,16 +285,7 @@ def test_solver_resume_is_bit_identical(window_file, tmp_path):
         return Solver(solver_param(net, base_lr=1e-3, max_iter=6,
                                    snapshot_prefix=str(tmp_path / name / "s")))
 
-    straight = make_solver("straight")
-    straight.step(6)
-    first = make_solver("first")
-    first.step(2)
-    _, state = first.snapshot()
-    resumed = make_solver("resumed")
-    resumed.restore(state)
-    resumed.step(4)
-    for a, b in zip(params_of(straight), params_of(resumed)):
-        np.testing.assert_array_equal(a, b)
+    check_exact_resume(make_solver, total=6, first=2)
 
 
 def test_missing_pillow_names_the_extra(window_file, monkeypatch):
