@@ -65,16 +65,11 @@ class Layer:
         for j, (b, t) in enumerate(zip(bottom, top)):
             if t is b and not self.allow_in_place:
                 raise self.in_place_error(j)
-        try:
+        with self.naming_allocation_errors(bottom):
             self.layer_setup(bottom, top)
             if len(self.param_propagate_down) != len(self.blobs):
                 self.param_propagate_down = [True] * len(self.blobs)
             self.reshape(bottom, top)
-        except Exception as exc:
-            converted = self.allocation_error(exc, bottom)
-            if converted is None:
-                raise
-            raise converted from None
         self.set_loss_weights(top)
 
     def layer_setup(self, bottom, top):
@@ -94,14 +89,9 @@ class Layer:
 
     def run_forward(self, bottom, top):
         """Reshape, forward, and return this layer's loss Σ top.data·top.diff over loss tops."""
-        try:
+        with self.naming_allocation_errors(bottom):
             self.reshape(bottom, top)
             self.forward(bottom, top)
-        except Exception as exc:
-            converted = self.allocation_error(exc, bottom)
-            if converted is None:
-                raise
-            raise converted from None
         loss = 0.0
         for blob, weight in zip(top, self.loss_weights):
             if weight:
@@ -130,6 +120,11 @@ class Layer:
         for failed, message in checks:
             if failed:
                 raise self.error(message)
+
+    def naming_allocation_errors(self, bottom):
+        """Context: inside, a size that cannot be allocated becomes a NetError naming this
+        layer (a small class, not a generator: it wraps every layer's every pass)."""
+        return _NamingAllocationErrors(self, bottom)
 
     def allocation_error(self, exc, bottom):
         """A NetError naming this layer for `exc` when it is a size that cannot be allocated
@@ -238,3 +233,21 @@ class LossLayer(Layer):
 
     def allow_force_backward(self, bottom_index):
         return bottom_index != 1  # labels are never backpropagated to
+
+
+class _NamingAllocationErrors:
+    __slots__ = ("layer", "bottom")
+
+    def __init__(self, layer, bottom):
+        self.layer, self.bottom = layer, bottom
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, traceback):
+        if not isinstance(exc, Exception):
+            return False
+        converted = self.layer.allocation_error(exc, self.bottom)
+        if converted is None:
+            return False
+        raise converted from None

@@ -157,16 +157,11 @@ class Net(PycaffeNetNames):
                 layer, bottom, top = self.layers[i], self.bottom_vecs[i], self.top_vecs[i]
                 if hooks:
                     self._run_hooks("before_forward", i)
-                try:
+                with layer.naming_allocation_errors(bottom):
                     layer.reshape(bottom, top)
                     if self._loss_tops[i]:
                         self._refresh_loss_weights(i)
                     layer.forward(bottom, top)
-                except Exception as exc:  # a size that cannot be allocated: name the layer
-                    converted = layer.allocation_error(exc, bottom)
-                    if converted is None:
-                        raise
-                    raise converted from None
                 for blob, _ in self._loss_tops[i]:
                     loss += float((blob.data * blob.diff).sum())
                 if self.debug_info:
@@ -294,13 +289,8 @@ class Net(PycaffeNetNames):
     def reshape(self):
         """Reshape every layer to its bottoms (after an input blob was reshaped)."""
         for i, layer in enumerate(self.layers):
-            try:
+            with layer.naming_allocation_errors(self.bottom_vecs[i]):
                 layer.reshape(self.bottom_vecs[i], self.top_vecs[i])
-            except Exception as exc:
-                converted = layer.allocation_error(exc, self.bottom_vecs[i])
-                if converted is None:
-                    raise
-                raise converted from None
             if self._loss_tops[i]:
                 self._refresh_loss_weights(i)
 
