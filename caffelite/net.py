@@ -270,21 +270,30 @@ class Net(PycaffeNetNames):
         if len(lengths) != 1:
             raise NetError(f"forward_all inputs have different lengths {sorted(lengths)}")
         total = lengths.pop()
-        batch = self.blobs[next(iter(inputs))].shape[0] if self.inputs else total
-        batch = batch or total
         results = {}
+        for chunk in self.batches(inputs):
+            for name, out in self.forward(blobs=blobs, **chunk).items():
+                results.setdefault(name, []).append(np.array(out, copy=True))
+        return {name: np.concatenate(parts)[:total] if parts[0].ndim else parts[-1]
+                for name, parts in results.items()}
+
+    def batches(self, arrays):
+        """{name: array} of any length in chunks of the net's batch size (the first blob's
+        leading dimension), the last chunk zero-padded, as pycaffe's forward_all runs them."""
+        if not arrays:
+            return
+        total = len(next(iter(arrays.values())))
+        first = self.blobs.get(next(iter(arrays)))  # an unknown name: forward says so
+        batch = (first.shape[0] if first is not None else 0) or total
         for begin in range(0, total, batch):
             chunk = {}
-            for name, array in inputs.items():
+            for name, array in arrays.items():
                 part = np.asarray(array[begin:begin + batch])
                 if len(part) < batch:
                     pad = np.zeros((batch - len(part),) + part.shape[1:], part.dtype)
                     part = np.concatenate([part, pad])
                 chunk[name] = part
-            for name, out in self.forward(blobs=blobs, **chunk).items():
-                results.setdefault(name, []).append(np.array(out, copy=True))
-        return {name: np.concatenate(parts)[:total] if parts[0].ndim else parts[-1]
-                for name, parts in results.items()}
+            yield chunk
 
     def reshape(self):
         """Reshape every layer to its bottoms (after an input blob was reshaped)."""

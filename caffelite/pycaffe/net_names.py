@@ -79,29 +79,13 @@ class PycaffeNetNames:
     def _backward(self, start, end):
         self.backward_from_to(start, end)
 
-    def _batch(self, arrays):
-        """Split {name: array} into chunks of the net's batch size, zero-padding the last."""
-        if not arrays:
-            return
-        total = len(next(iter(arrays.values())))
-        batch = self.blobs[next(iter(arrays))].shape[0] or total
-        for begin in range(0, total, batch):
-            chunk = {}
-            for name, array in arrays.items():
-                part = np.asarray(array[begin:begin + batch])
-                if len(part) < batch:
-                    pad = np.zeros((batch - len(part),) + part.shape[1:], part.dtype)
-                    part = np.concatenate([part, pad])
-                chunk[name] = part
-            yield chunk
-
     def forward_backward_all(self, blobs=None, diffs=None, **kwargs):
         """pycaffe's forward_backward_all: inputs and output diffs given as arrays of any
         length, run in batches; ({output: data}, {input: diff}) with the padding dropped."""
         forward_in = {k: v for k, v in kwargs.items() if k in self.inputs}
         backward_in = {k: v for k, v in kwargs.items() if k in self.outputs}
         outs, grads = {}, {}
-        for fb, bb in zip_longest(self._batch(forward_in), self._batch(backward_in),
+        for fb, bb in zip_longest(self.batches(forward_in), self.batches(backward_in),
                                   fillvalue={}):
             for name, value in self.forward(blobs=blobs, **fb).items():
                 outs.setdefault(name, []).append(np.array(value, copy=True))
